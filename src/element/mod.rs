@@ -1,0 +1,20 @@
+//! The `rsstyle` GStreamer element: raw RGB-family video in, styled video of the same format
+//! and size out.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+pub use imp::ValueRangeChoice;
+
+glib::wrapper! {
+    /// The `rsstyle` element.
+    pub struct RsStyle(ObjectSubclass<imp::RsStyle>)
+        @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// Registers the element with `plugin` (or statically, with `None`).
+pub fn register(plugin: Option<&gst::Plugin>) -> Result<(), glib::BoolError> {
+    gst::Element::register(plugin, "rsstyle", gst::Rank::NONE, RsStyle::static_type())
+}

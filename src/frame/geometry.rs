@@ -1,0 +1,89 @@
+//! How frame pixels map onto the model's input tensor: reflection padding to a size multiple, or
+//! bilinear resizing to a fixed size.
+
+use crate::model::SizeRule;
+
+/// How the tensor is sampled from the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resample {
+    /// The frame sits at the top-left of the tensor; the rest is a mirror image of its edges
+    /// (reflection without repeating the edge pixel). Output is cropped back.
+    Pad,
+    /// The frame is resized to the tensor's size and the output resized back.
+    Bilinear,
+}
+
+/// Frame size and tensor size for one model and one frame size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub frame_width: usize,
+    pub frame_height: usize,
+    pub tensor_width: usize,
+    pub tensor_height: usize,
+    pub resample: Resample,
+}
+
+impl Geometry {
+    /// The tensor geometry a model with `rule` needs for frames of `width`×`height`.
+    pub fn new(width: usize, height: usize, rule: SizeRule) -> Self {
+        match rule {
+            SizeRule::Multiple(m) => {
+                let m = m.max(1);
+                Self {
+                    frame_width: width,
+                    frame_height: height,
+                    tensor_width: width.div_ceil(m) * m,
+                    tensor_height: height.div_ceil(m) * m,
+                    resample: Resample::Pad,
+                }
+            }
+            SizeRule::Fixed { width: tw, height: th } => Self {
+                frame_width: width,
+                frame_height: height,
+                tensor_width: tw,
+                tensor_height: th,
+                resample: if (tw, th) == (width, height) { Resample::Pad } else { Resample::Bilinear },
+            },
+        }
+    }
+
+    pub fn tensor_pixels(&self) -> usize {
+        self.tensor_width * self.tensor_height
+    }
+
+    /// Frame row sampled by tensor row `y` when padding.
+    pub(crate) fn source_row(&self, y: usize) -> usize {
+        reflect(y, self.frame_height)
+    }
+
+    /// Frame column sampled by tensor column `x` when padding.
+    pub(crate) fn source_col(&self, x: usize) -> usize {
+        reflect(x, self.frame_width)
+    }
+}
+
+/// Index `i` mirrored into `0..n` without repeating the edge (`…, 2, 1, 0, 1, 2, …`).
+pub(crate) fn reflect(i: usize, n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let period = 2 * (n - 1);
+    let r = i % period;
+    if r < n { r } else { period - r }
+}
+
+/// Bilinear source taps for destination index `i` when resizing `dst_len` → from `src_len`
+/// (pixel centres aligned, edges clamped): (lower index, upper index, weight of the upper).
+pub(crate) fn bilinear_tap(i: usize, dst_len: usize, src_len: usize) -> (usize, usize, f32) {
+    let pos = ((i as f32 + 0.5) * src_len as f32 / dst_len as f32 - 0.5).max(0.0);
+    let i0 = (pos.floor() as usize).min(src_len - 1);
+    let i1 = (i0 + 1).min(src_len - 1);
+    (i0, i1, pos - i0 as f32)
+}
+
+/// Bilinear interpolation of four samples.
+pub(crate) fn lerp2(a: f32, b: f32, c: f32, d: f32, fx: f32, fy: f32) -> f32 {
+    let top = a + (b - a) * fx;
+    let bottom = c + (d - c) * fx;
+    top + (bottom - top) * fy
+}

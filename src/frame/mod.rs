@@ -1,0 +1,181 @@
+//! Video frame ⇄ tensor conversion.
+//!
+//! Pure functions over byte slices: packed 8-bit RGB-family frames (any row stride) are turned
+//! into model input tensors (layout, channel order, value range, padding or resizing to the
+//! model's size rule) and model outputs are turned back into frames, blended with the input by a
+//! strength factor. Nothing here knows GStreamer.
+
+mod geometry;
+mod pixels;
+
+pub use geometry::{Geometry, Resample};
+pub use pixels::PixelFormat;
+
+use crate::model::{ChannelOrder, Layout, ValueRange};
+
+/// A read-only view of one packed 8-bit frame.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRef<'a> {
+    pub data: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+    /// Bytes from the start of one row to the start of the next.
+    pub stride: usize,
+    pub format: PixelFormat,
+}
+
+/// A writable view of one packed 8-bit frame.
+#[derive(Debug)]
+pub struct FrameMut<'a> {
+    pub data: &'a mut [u8],
+    pub width: usize,
+    pub height: usize,
+    pub stride: usize,
+    pub format: PixelFormat,
+}
+
+/// How the model wants its image tensor: memory layout, channel order and value range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TensorFormat {
+    pub layout: Layout,
+    pub channel_order: ChannelOrder,
+    pub range: ValueRange,
+}
+
+impl TensorFormat {
+    /// Offsets of channel `c` (0, 1, 2 in the model's order) for pixel `i` of an image of
+    /// `pixels` pixels, as (first element offset, step between pixels).
+    fn channel_index(&self, c: usize, pixels: usize) -> (usize, usize) {
+        match self.layout {
+            Layout::Nchw => (c * pixels, 1),
+            Layout::Nhwc => (c, 3),
+        }
+    }
+
+    /// Frame channel (0 = R, 1 = G, 2 = B) that feeds model channel `c`.
+    fn rgb_channel(&self, c: usize) -> usize {
+        match self.channel_order {
+            ChannelOrder::Rgb => c,
+            ChannelOrder::Bgr => 2 - c,
+        }
+    }
+}
+
+/// Writes `frame` into `tensor` (one image, `3 * geometry.tensor_pixels()` elements).
+pub fn frame_to_tensor(frame: &FrameRef, geometry: &Geometry, format: &TensorFormat, tensor: &mut [f32]) {
+    debug_assert_eq!(tensor.len(), 3 * geometry.tensor_pixels());
+    let (lo, hi) = format.range.bounds();
+    let scale = (hi - lo) / 255.0;
+    let lut: [f32; 256] = std::array::from_fn(|v| lo + v as f32 * scale);
+    let pixels = geometry.tensor_pixels();
+    let offsets = frame.format.rgb_offsets();
+    let bpp = frame.format.bytes_per_pixel();
+    let planes: [(usize, usize, usize); 3] = std::array::from_fn(|c| {
+        let (start, step) = format.channel_index(c, pixels);
+        (start, step, offsets[format.rgb_channel(c)])
+    });
+
+    match geometry.resample {
+        Resample::Pad => {
+            for ty in 0..geometry.tensor_height {
+                let sy = geometry.source_row(ty);
+                let row = &frame.data[sy * frame.stride..];
+                let base = ty * geometry.tensor_width;
+                for tx in 0..geometry.tensor_width {
+                    let px = &row[geometry.source_col(tx) * bpp..];
+                    let i = base + tx;
+                    for &(start, step, off) in &planes {
+                        tensor[start + i * step] = lut[px[off] as usize];
+                    }
+                }
+            }
+        }
+        Resample::Bilinear => {
+            for ty in 0..geometry.tensor_height {
+                let (y0, y1, fy) = geometry::bilinear_tap(ty, geometry.tensor_height, frame.height);
+                let r0 = &frame.data[y0 * frame.stride..];
+                let r1 = &frame.data[y1 * frame.stride..];
+                let base = ty * geometry.tensor_width;
+                for tx in 0..geometry.tensor_width {
+                    let (x0, x1, fx) = geometry::bilinear_tap(tx, geometry.tensor_width, frame.width);
+                    let i = base + tx;
+                    for &(start, step, off) in &planes {
+                        let v = geometry::lerp2(
+                            r0[x0 * bpp + off] as f32,
+                            r0[x1 * bpp + off] as f32,
+                            r1[x0 * bpp + off] as f32,
+                            r1[x1 * bpp + off] as f32,
+                            fx,
+                            fy,
+                        );
+                        tensor[start + i * step] = lo + v * scale;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes the model output `tensor` (one image) into `out`, blending with `input` by `strength`
+/// (1 = only the model's output, 0 = only the input). Alpha / padding bytes come from `input`.
+pub fn tensor_to_frame(
+    tensor: &[f32],
+    geometry: &Geometry,
+    format: &TensorFormat,
+    strength: f32,
+    input: &FrameRef,
+    out: &mut FrameMut,
+) {
+    debug_assert_eq!(tensor.len(), 3 * geometry.tensor_pixels());
+    let (lo, hi) = format.range.bounds();
+    let to_u8 = 255.0 / (hi - lo);
+    let strength = strength.clamp(0.0, 1.0);
+    let keep = 1.0 - strength;
+    let pixels = geometry.tensor_pixels();
+    let offsets = out.format.rgb_offsets();
+    let bpp = out.format.bytes_per_pixel();
+    let alpha = out.format.alpha_offset();
+    let planes: [(usize, usize, usize); 3] = std::array::from_fn(|c| {
+        let (start, step) = format.channel_index(c, pixels);
+        (start, step, offsets[format.rgb_channel(c)])
+    });
+    let sample = |i: usize, plane: &(usize, usize, usize)| (tensor[plane.0 + i * plane.1] - lo) * to_u8;
+
+    for y in 0..out.height {
+        let in_row = &input.data[y * input.stride..];
+        let out_row = &mut out.data[y * out.stride..];
+        let tap_y = match geometry.resample {
+            Resample::Pad => None,
+            Resample::Bilinear => Some(geometry::bilinear_tap(y, out.height, geometry.tensor_height)),
+        };
+        for x in 0..out.width {
+            let px = x * bpp;
+            for plane in &planes {
+                let styled = match tap_y {
+                    None => sample(y * geometry.tensor_width + x, plane),
+                    Some((y0, y1, fy)) => {
+                        let (x0, x1, fx) = geometry::bilinear_tap(x, out.width, geometry.tensor_width);
+                        let w = geometry.tensor_width;
+                        geometry::lerp2(
+                            sample(y0 * w + x0, plane),
+                            sample(y0 * w + x1, plane),
+                            sample(y1 * w + x0, plane),
+                            sample(y1 * w + x1, plane),
+                            fx,
+                            fy,
+                        )
+                    }
+                };
+                let off = plane.2;
+                let v = strength * styled + keep * in_row[px + off] as f32;
+                out_row[px + off] = v.round().clamp(0.0, 255.0) as u8;
+            }
+            if let Some(a) = alpha {
+                out_row[px + a] = in_row[px + a];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

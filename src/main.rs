@@ -1,0 +1,55 @@
+//! The `rsstyle` command-line tool.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gstrsstyle::model::{ManifestPatch, Model};
+
+#[derive(Parser)]
+#[command(name = "rsstyle", version, about = "Real-time neural style transfer for video")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print what a model expects and returns (its manifest).
+    Inspect {
+        /// The ONNX model.
+        model: PathBuf,
+        /// A manifest JSON file to apply (default: MODEL.json beside the model, if present).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect { model, manifest, json } => inspect(&model, manifest.as_deref(), json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rsstyle: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn inspect(path: &std::path::Path, manifest: Option<&std::path::Path>, json: bool) -> anyhow::Result<()> {
+    let model = Model::load(path, manifest, &ManifestPatch::default())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&model.manifest)?);
+    } else {
+        println!("model:         {}", model.path.display());
+        println!("manifest from: {}", model.sources.join(" + "));
+        print!("{}", model.manifest.describe());
+    }
+    Ok(())
+}
