@@ -2,13 +2,24 @@
 # Set up a Debian 12 machine for rsstyle: system packages, the ONNX Runtime
 # shared library (from PyPI, into .deps/) and the sample media (into assets/).
 # Idempotent: re-running skips what is already in place.
+#
+#   scripts/setup.sh          what building and running rsstyle needs
+#   scripts/setup.sh --test   also what the test suite needs (an old ONNX Runtime
+#                             library, to test that it is refused)
 set -euo pipefail
+
+with_test_deps=false
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_test_deps=true ;;
+    *) echo "setup: unknown option '$arg' (expected --test)" >&2; exit 2 ;;
+  esac
+done
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 deps="$root/.deps"
 assets="$root/assets"
 ort_version="1.30.0"
-ort_lib="$deps/onnxruntime/libonnxruntime.so.$ort_version"
 
 sudo_if_needed() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -26,21 +37,30 @@ for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  sudo_if_needed apt-get update -q
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  echo "setup: installing ${missing[*]} (log: /tmp/rsstyle-apt.log)"
+  sudo_if_needed apt-get update -q >/tmp/rsstyle-apt.log 2>&1
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}" >>/tmp/rsstyle-apt.log 2>&1 || { tail -n 20 /tmp/rsstyle-apt.log >&2; exit 1; }
 fi
 
-# ONNX Runtime shared library: the CPU build from the PyPI wheel.
-if [ ! -f "$ort_lib" ]; then
-  echo "setup: fetching ONNX Runtime $ort_version from PyPI"
+# fetch_ort VERSION DIR: the ONNX Runtime CPU shared library from the PyPI wheel.
+fetch_ort() {
+  local version="$1" dir="$2"
+  [ -f "$dir/libonnxruntime.so.$version" ] && return 0
+  echo "setup: fetching ONNX Runtime $version from PyPI"
+  local tmp
   tmp="$(mktemp -d)"
   python3 -m pip download -q --no-deps --only-binary=:all: \
     --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 --python-version 3.11 \
-    "onnxruntime==$ort_version" -d "$tmp"
-  mkdir -p "$deps/onnxruntime"
-  unzip -q -o -j "$tmp"/onnxruntime-*.whl "onnxruntime/capi/libonnxruntime.so.$ort_version" -d "$deps/onnxruntime"
+    "onnxruntime==$version" -d "$tmp"
+  mkdir -p "$dir"
+  unzip -q -o -j "$tmp"/onnxruntime-*.whl "onnxruntime/capi/libonnxruntime.so.$version" -d "$dir"
   rm -rf "$tmp"
+}
+
+fetch_ort "$ort_version" "$deps/onnxruntime"
+if $with_test_deps; then
+  fetch_ort 1.29.0 "$deps/onnxruntime-1.29.0"
 fi
 
 # Sample media from Debian's opencv-doc (Apache-2.0 / BSD-3).
@@ -61,4 +81,4 @@ if [ ! -f "$assets/vtest.avi" ] || [ ! -f "$assets/tree.avi" ] || [ ! -f "$asset
   rm -rf "$tmp"
 fi
 
-echo "setup: done (ONNX Runtime: $ort_lib; media: $assets)"
+echo "setup: done (ONNX Runtime: $deps/onnxruntime/libonnxruntime.so.$ort_version; media: $assets)"

@@ -189,7 +189,7 @@ impl ObjectImpl for RsStyle {
                     gst::element_imp_warning!(
                         self,
                         gst::LibraryError::Settings,
-                        ["style {} is out of range: the model has {} styles; keeping the current one", style, count]
+                        ("style {} is out of range: the model has {} styles; keeping the current one", style, count)
                     );
                     return;
                 }
@@ -267,27 +267,27 @@ impl RsStyle {
         let path = settings.model.clone().ok_or_else(|| {
             gst::error_msg!(
                 gst::ResourceError::NotFound,
-                ["no model set: set the 'model' property to an ONNX file"]
+                ("no model set: set the 'model' property to an ONNX file")
             )
         })?;
         let device: Device = settings
             .device
             .parse()
-            .map_err(|e: String| gst::error_msg!(gst::LibraryError::Settings, ["{}", e]))?;
+            .map_err(|e: String| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
         let model = Model::load(&path, settings.manifest.as_deref(), &settings.overrides()).map_err(|e| {
             let kind = match e {
                 crate::model::ModelError::Missing { .. } => gst::ResourceError::NotFound,
                 crate::model::ModelError::Unreadable { .. } => gst::ResourceError::OpenRead,
                 _ => gst::ResourceError::Failed,
             };
-            gst::error_msg!(kind, ["{}", e])
+            gst::error_msg!(kind, ("{}", e))
         })?;
         let params = StyleParams {
             strength: settings.strength as f32,
             style: settings.style as usize,
         };
         Stylizer::check_params(&model.manifest, &params).map_err(|e| {
-            gst::error_msg!(gst::LibraryError::Settings, ["{}: {}", path.display(), e])
+            gst::error_msg!(gst::LibraryError::Settings, ("{}: {}", path.display(), e))
         })?;
         gst::info!(CAT, imp = self, "model {} ({})", path.display(), model.sources.join(" + "));
         gst::debug!(CAT, imp = self, "manifest:\n{}", model.manifest.describe());
@@ -301,11 +301,11 @@ impl RsStyle {
                 crate::engine::EngineError::Device(_) => gst::LibraryError::Settings,
                 _ => gst::LibraryError::Init,
             };
-            gst::error_msg!(kind, ["{}", e])
+            gst::error_msg!(kind, ("{}", e))
         })?;
         for warning in notes.warnings {
             gst::warning!(CAT, imp = self, "{warning}");
-            gst::element_imp_warning!(self, gst::LibraryError::Settings, ["{}", warning]);
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", warning));
         }
         gst::info!(CAT, imp = self, "running on {}", engine.device_description());
         self.style_count.store(model.manifest.style_count(), Ordering::Relaxed);
@@ -369,7 +369,7 @@ impl VideoFilterImpl for RsStyle {
         let mut guard = self.stylizer.lock().unwrap();
         let stylizer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         stylizer.process(&input, &mut output, &params).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["{}", e]);
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
             gst::FlowError::Error
         })?;
         Ok(gst::FlowSuccess::Ok)

@@ -37,7 +37,7 @@ impl OrtEngine {
             reason,
         };
 
-        let mut builder = Session::builder(&runtime.environment).map_err(|e| session_err(e.to_string()))?;
+        let mut builder = Session::builder(runtime.environment()).map_err(|e| session_err(e.to_string()))?;
         if options.threads > 0 {
             builder = builder
                 .with_intra_threads(options.threads)

@@ -16,7 +16,14 @@ pub const BUNDLED_VERSION: &str = "1.30.0";
 pub struct RuntimeInfo {
     pub path: PathBuf,
     pub version: String,
-    pub(crate) environment: ort::environment::Environment,
+    environment: ort::environment::Environment,
+}
+
+impl RuntimeInfo {
+    /// The process-wide ONNX Runtime environment sessions are built in.
+    pub fn environment(&self) -> &ort::environment::Environment {
+        &self.environment
+    }
 }
 
 static RUNTIME: OnceLock<Result<RuntimeInfo, String>> = OnceLock::new();

@@ -39,9 +39,24 @@ pub struct GraphSummary {
     pub inputs: Vec<TensorInfo>,
     pub outputs: Vec<TensorInfo>,
     pub metadata: HashMap<String, String>,
-    /// For each output, the op type of the node that produces it.
-    pub producers: HashMap<String, String>,
+    /// For each tensor, the op type and first input of the node that produces it.
+    pub producers: HashMap<String, (String, String)>,
     pub opset: Option<i64>,
+}
+
+impl GraphSummary {
+    /// The op that computes `tensor`, looking through `Identity` and `Cast` nodes.
+    pub fn final_op(&self, tensor: &str) -> Option<&str> {
+        let mut name = tensor;
+        for _ in 0..64 {
+            let (op, input) = self.producers.get(name)?;
+            if op != "Identity" && op != "Cast" {
+                return Some(op);
+            }
+            name = input;
+        }
+        None
+    }
 }
 
 /// Reads and decodes the ONNX file at `path`.
@@ -82,10 +97,9 @@ pub fn load_graph(path: &Path) -> Result<GraphSummary, ModelError> {
     let outputs: Vec<TensorInfo> = graph.output.iter().map(info).collect();
     let mut producers = HashMap::new();
     for node in &graph.node {
+        let first_input = node.input.first().cloned().unwrap_or_default();
         for out in &node.output {
-            if outputs.iter().any(|o| &o.name == out) {
-                producers.insert(out.clone(), node.op_type.clone());
-            }
+            producers.insert(out.clone(), (node.op_type.clone(), first_input.clone()));
         }
     }
     Ok(GraphSummary {
@@ -172,7 +186,8 @@ fn list(ts: &[TensorInfo]) -> String {
 /// Infers a manifest from the graph alone, or says why the graph cannot be an image generator.
 ///
 /// Defaults where the graph is silent: RGB channel order; value range `-1..1` when the output
-/// comes from `Tanh`, `0..1` when from `Sigmoid`, else `0..255`; any size (multiple of 1).
+/// comes from `Tanh`, `0..1` when from `Sigmoid` (looking through `Identity` and `Cast`), else
+/// `0..255`; any size (multiple of 1), or the fixed size the input declares.
 pub(crate) fn infer_manifest(g: &GraphSummary) -> Result<Manifest, String> {
     let images: Vec<&TensorInfo> = g.inputs.iter().filter(|t| t.dims.len() == 4).collect();
     let image = match images.as_slice() {
@@ -227,7 +242,7 @@ pub(crate) fn infer_manifest(g: &GraphSummary) -> Result<Manifest, String> {
         ));
     }
 
-    let range = match g.producers.get(&output.name).map(String::as_str) {
+    let range = match g.final_op(&output.name) {
         Some("Tanh") => ValueRange::Signed,
         Some("Sigmoid") => ValueRange::Unit,
         _ => ValueRange::Byte,
