@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use gstrsstyle::model::{ManifestPatch, Model};
 
 #[derive(Parser)]
-#[command(name = "rsstyle", version, about = "Real-time neural style transfer for video")]
+#[command(
+    name = "rsstyle",
+    version,
+    about = "Real-time neural style transfer for video"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,7 +35,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Inspect { model, manifest, json } => inspect(&model, manifest.as_deref(), json),
+        Command::Inspect {
+            model,
+            manifest,
+            json,
+        } => inspect(&model, manifest.as_deref(), json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,7 +50,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn inspect(path: &std::path::Path, manifest: Option<&std::path::Path>, json: bool) -> anyhow::Result<()> {
+fn inspect(
+    path: &std::path::Path,
+    manifest: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<()> {
     let model = Model::load(path, manifest, &ManifestPatch::default())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&model.manifest)?);

@@ -15,7 +15,10 @@ pub struct StyleParams {
 
 impl Default for StyleParams {
     fn default() -> Self {
-        Self { strength: 1.0, style: 0 }
+        Self {
+            strength: 1.0,
+            style: 0,
+        }
     }
 }
 
@@ -68,7 +71,12 @@ impl Stylizer {
     }
 
     /// Styles `input` into `out` (same size and format).
-    pub fn process(&mut self, input: &FrameRef, out: &mut FrameMut, params: &StyleParams) -> Result<(), EngineError> {
+    pub fn process(
+        &mut self,
+        input: &FrameRef,
+        out: &mut FrameMut,
+        params: &StyleParams,
+    ) -> Result<(), EngineError> {
         let manifest = self.engine.manifest();
         Self::check_params(manifest, params).map_err(EngineError::Inference)?;
         let geometry = Geometry::new(input.width, input.height, manifest.size);
@@ -94,13 +102,22 @@ impl Stylizer {
             }
             None => None,
         };
-        let got = self.engine.infer(&self.input, shape, conditioning, &mut self.output)?;
+        let got = self
+            .engine
+            .infer(&self.input, shape, conditioning, &mut self.output)?;
         if got != shape {
             return Err(EngineError::Inference(format!(
                 "model output has shape {got:?} but the input had {shape:?}; rsstyle needs an output the size of its input"
             )));
         }
-        frame::tensor_to_frame(&self.output, &geometry, &out_format, params.strength, input, out);
+        frame::tensor_to_frame(
+            &self.output,
+            &geometry,
+            &out_format,
+            params.strength,
+            input,
+            out,
+        );
         Ok(())
     }
 }

@@ -8,28 +8,54 @@ use common::*;
 
 #[test]
 fn version_names_the_release() {
-    let out = Command::new(rsstyle_bin()).arg("--version").output().unwrap();
+    let out = Command::new(rsstyle_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("rsstyle {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("rsstyle {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn inspect_prints_the_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let model = conditioned_offsets(dir.path());
-    let out = Command::new(rsstyle_bin()).arg("inspect").arg(&model).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(rsstyle_bin())
+        .arg("inspect")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("manifest from: graph + embedded\n"), "{text}");
-    assert!(text.contains("input:         input (NCHW, float32, RGB, range 0..255)\n"), "{text}");
-    assert!(text.contains("conditioning:  style (3 styles)\n  style 0: warm\n  style 1: cross\n  style 2: blue\n"), "{text}");
+    assert!(
+        text.contains("input:         input (NCHW, float32, RGB, range 0..255)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "conditioning:  style (3 styles)\n  style 0: warm\n  style 1: cross\n  style 2: blue\n"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
 fn inspect_json_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let model = tanh(dir.path());
-    let out = Command::new(rsstyle_bin()).args(["inspect", "--json"]).arg(&model).output().unwrap();
+    let out = Command::new(rsstyle_bin())
+        .args(["inspect", "--json"])
+        .arg(&model)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let manifest: gstrsstyle::model::Manifest = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(manifest.input_range, gstrsstyle::model::ValueRange::Signed);
@@ -39,7 +65,10 @@ fn inspect_json_round_trips() {
 
 #[test]
 fn inspect_of_a_missing_model_fails_clearly() {
-    let out = Command::new(rsstyle_bin()).args(["inspect", "/nonexistent/m.onnx"]).output().unwrap();
+    let out = Command::new(rsstyle_bin())
+        .args(["inspect", "/nonexistent/m.onnx"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),

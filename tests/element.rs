@@ -104,7 +104,11 @@ fn blur_matches_a_direct_convolution() {
     // Sums of nine integers divided by 9 can land on .5 and round either way in float32.
     assert!(worst <= 1, "max difference {worst}");
     let exact = out.iter().zip(&expected).filter(|(a, b)| a == b).count();
-    assert!(exact * 100 >= out.len() * 99, "only {exact} of {} pixels exact", out.len());
+    assert!(
+        exact * 100 >= out.len() * 99,
+        "only {exact} of {} pixels exact",
+        out.len()
+    );
 }
 
 #[test]
@@ -130,7 +134,10 @@ fn size_multiple_pads_by_reflection_and_crops_back() {
         })
         .collect();
     let blurred = box_blur(&padded, pw, ph);
-    let expected: Vec<[u8; 3]> = (0..h).flat_map(|y| (0..w).map(move |x| (y, x))).map(|(y, x)| blurred[y * pw + x]).collect();
+    let expected: Vec<[u8; 3]> = (0..h)
+        .flat_map(|y| (0..w).map(move |x| (y, x)))
+        .map(|(y, x)| blurred[y * pw + x])
+        .collect();
     let worst = out
         .iter()
         .zip(&expected)
@@ -164,9 +171,17 @@ fn padded_input_strides_are_respected() {
     .unwrap();
     harness.push(buf).unwrap();
     let out = harness.pull().unwrap();
-    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w as u32, h as u32).build().unwrap();
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w as u32, h as u32)
+        .build()
+        .unwrap();
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(out.as_ref(), &info).unwrap();
-    let (rgb, _) = unpack(frame.plane_data(0).unwrap(), w, h, format, frame.plane_stride()[0] as usize);
+    let (rgb, _) = unpack(
+        frame.plane_data(0).unwrap(),
+        w,
+        h,
+        format,
+        frame.plane_stride()[0] as usize,
+    );
     let expected: Vec<[u8; 3]> = input.iter().map(|p| p.map(|v| 255 - v)).collect();
     assert_eq!(rgb, expected);
 }
@@ -175,7 +190,10 @@ fn padded_input_strides_are_respected() {
 fn conditioning_input_selects_the_style() {
     let dir = tempfile::tempdir().unwrap();
     let model = conditioned_offsets(dir.path());
-    let input: Vec<[u8; 3]> = pattern(16, 8).iter().map(|p| p.map(|v| v / 2 + 60)).collect();
+    let input: Vec<[u8; 3]> = pattern(16, 8)
+        .iter()
+        .map(|p| p.map(|v| v / 2 + 60))
+        .collect();
     for style in 0..3u32 {
         let out = run_frame(
             &[model_prop(&model), ("style", style.to_value())],
@@ -198,12 +216,30 @@ fn strength_blends_with_the_input() {
     let dir = tempfile::tempdir().unwrap();
     let model = invert(dir.path(), "0..255");
     let input = pattern(20, 10);
-    let half = run_frame(&[model_prop(&model), ("strength", 0.5f64.to_value())], PixelFormat::Rgb, 20, 10, &input);
+    let half = run_frame(
+        &[model_prop(&model), ("strength", 0.5f64.to_value())],
+        PixelFormat::Rgb,
+        20,
+        10,
+        &input,
+    );
     // 0.5·(255 − x) + 0.5·x = 127.5, rounded away from zero.
     assert!(half.iter().all(|p| *p == [128, 128, 128]));
-    let none = run_frame(&[model_prop(&model), ("strength", 0.0f64.to_value())], PixelFormat::Rgb, 20, 10, &input);
+    let none = run_frame(
+        &[model_prop(&model), ("strength", 0.0f64.to_value())],
+        PixelFormat::Rgb,
+        20,
+        10,
+        &input,
+    );
     assert_eq!(none, input);
-    let quarter = run_frame(&[model_prop(&model), ("strength", 0.25f64.to_value())], PixelFormat::Rgb, 20, 10, &input);
+    let quarter = run_frame(
+        &[model_prop(&model), ("strength", 0.25f64.to_value())],
+        PixelFormat::Rgb,
+        20,
+        10,
+        &input,
+    );
     let expected: Vec<[u8; 3]> = input
         .iter()
         .map(|p| p.map(|v| (0.25 * (255.0 - v as f32) + 0.75 * v as f32).round() as u8))
@@ -262,13 +298,24 @@ fn fixed_size_models_get_resized_frames() {
     assert_eq!(out, input);
     // A left/right split keeps its halves (blurred only near the seam).
     let split: Vec<[u8; 3]> = (0..30)
-        .flat_map(|_| (0..40).map(|x| if x < 20 { [0u8, 0, 0] } else { [255u8, 255, 255] }))
+        .flat_map(|_| {
+            (0..40).map(|x| {
+                if x < 20 {
+                    [0u8, 0, 0]
+                } else {
+                    [255u8, 255, 255]
+                }
+            })
+        })
         .collect();
     let out = run_frame(&[model_prop(&model)], PixelFormat::Rgb, 40, 30, &split);
     for y in 0..30 {
         assert_eq!(out[y * 40 + 2], [0, 0, 0]);
         assert_eq!(out[y * 40 + 37], [255, 255, 255]);
-        assert!(out[y * 40 + 19][0] > 0 && out[y * 40 + 19][0] < 255, "seam not interpolated");
+        assert!(
+            out[y * 40 + 19][0] > 0 && out[y * 40 + 19][0] < 255,
+            "seam not interpolated"
+        );
     }
 }
 
@@ -287,7 +334,10 @@ fn sidecar_manifest_sets_the_channel_order() {
     let explicit = dir.path().join("explicit.json");
     std::fs::write(&explicit, r#"{"channel_order": "rgb"}"#).unwrap();
     let back = run_frame(
-        &[model_prop(&model), ("manifest", explicit.display().to_string().to_value())],
+        &[
+            model_prop(&model),
+            ("manifest", explicit.display().to_string().to_value()),
+        ],
         PixelFormat::Rgb,
         4,
         4,

@@ -13,9 +13,15 @@ use gst::prelude::*;
 fn start_error(props: &[(&str, glib::Value)]) -> String {
     init();
     let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 2).build().unwrap();
+    let src = gst::ElementFactory::make("videotestsrc")
+        .property("num-buffers", 2)
+        .build()
+        .unwrap();
     let caps = gst::ElementFactory::make("capsfilter")
-        .property("caps", gst::Caps::from_str("video/x-raw,format=RGB,width=8,height=8").unwrap())
+        .property(
+            "caps",
+            gst::Caps::from_str("video/x-raw,format=RGB,width=8,height=8").unwrap(),
+        )
         .build()
         .unwrap();
     let style = gst::ElementFactory::make("rsstyle").build().unwrap();
@@ -34,7 +40,10 @@ fn start_error(props: &[(&str, glib::Value)]) -> String {
     assert!(result.is_err(), "state change should fail");
     match msg.view() {
         gst::MessageView::Error(e) => {
-            assert_eq!(e.src().map(|s| s.name().to_string()), Some(style.name().to_string()));
+            assert_eq!(
+                e.src().map(|s| s.name().to_string()),
+                Some(style.name().to_string())
+            );
             e.error().message().to_string()
         }
         _ => unreachable!(),
@@ -49,7 +58,10 @@ fn model(p: &Path) -> (&'static str, glib::Value) {
 
 #[test]
 fn no_model_set() {
-    assert_eq!(start_error(&[]), "no model set: set the 'model' property to an ONNX file");
+    assert_eq!(
+        start_error(&[]),
+        "no model set: set the 'model' property to an ONNX file"
+    );
 }
 
 #[test]
@@ -63,7 +75,10 @@ fn empty_model_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("empty.onnx");
     std::fs::write(&p, b"").unwrap();
-    assert_eq!(start_error(&[model(&p)]), format!("model file '{}' is empty", p.display()));
+    assert_eq!(
+        start_error(&[model(&p)]),
+        format!("model file '{}' is empty", p.display())
+    );
 }
 
 #[test]
@@ -83,7 +98,10 @@ fn directory_as_model() {
     let dir = tempfile::tempdir().unwrap();
     let msg = start_error(&[model(dir.path())]);
     assert!(
-        msg.starts_with(&format!("cannot read model file '{}': ", dir.path().display())),
+        msg.starts_with(&format!(
+            "cannot read model file '{}': ",
+            dir.path().display()
+        )),
         "{msg}"
     );
 }
@@ -169,7 +187,46 @@ fn malformed_sidecar_manifest() {
     std::fs::write(&side, r#"{"range": "0..256"}"#).unwrap();
     let msg = start_error(&[model(&p)]);
     assert!(
-        msg.starts_with(&format!("manifest for '{}' is invalid ({}): unknown variant `0..256`", p.display(), side.display())),
+        msg.starts_with(&format!(
+            "manifest for '{}' is invalid ({}): unknown variant `0..256`",
+            p.display(),
+            side.display()
+        )),
         "{msg}"
+    );
+}
+
+#[test]
+fn auto_device_falls_back_to_the_cpu_with_a_warning() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let p = invert(dir.path(), "0..255");
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=3 ! video/x-raw,format=RGB,width=16,height=16 ! rsstyle device=auto model={} ! fakesink",
+        p.display()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let mut warnings = Vec::new();
+    let mut finished = false;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(10)) {
+        match msg.view() {
+            gst::MessageView::Warning(w) => warnings.push(w.error().message().to_string()),
+            gst::MessageView::Eos(_) => {
+                finished = true;
+                break;
+            }
+            gst::MessageView::Error(e) => panic!("error: {}", e.error()),
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(finished, "stream did not finish");
+    assert_eq!(
+        warnings,
+        [
+            "device=auto: CUDA is not usable (CUDA execution provider is not enabled in this build.); running on the CPU"
+        ]
     );
 }

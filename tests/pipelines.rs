@@ -45,12 +45,20 @@ fn file_to_file_keeps_frames_and_duration() {
     let drift = in_end.nseconds().abs_diff(out_end.nseconds());
     assert!(drift < 1_000_000, "durations {in_end} vs {out_end}");
     // The model inverts: the first frame's mean grey level mirrors around 127.5.
-    assert!((out_mean - (255.0 - in_mean)).abs() < 3.0, "means {in_mean} → {out_mean}");
+    assert!(
+        (out_mean - (255.0 - in_mean)).abs() < 3.0,
+        "means {in_mean} → {out_mean}"
+    );
 }
 
 fn old_ort() -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/onnxruntime-1.29.0/libonnxruntime.so.1.29.0");
-    assert!(p.exists(), "{} is missing: run scripts/setup.sh --test", p.display());
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".deps/onnxruntime-1.29.0/libonnxruntime.so.1.29.0");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh --test",
+        p.display()
+    );
     p.display().to_string()
 }
 
@@ -58,7 +66,10 @@ fn launch_identity_with_ort(ort: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let model = identity(dir.path());
     gst_launch(
-        &format!("videotestsrc num-buffers=2 ! rsstyle model={} ! fakesink", model.display()),
+        &format!(
+            "videotestsrc num-buffers=2 ! rsstyle model={} ! fakesink",
+            model.display()
+        ),
         &[("ORT_DYLIB_PATH", ort)],
     )
 }
@@ -96,7 +107,9 @@ fn a_library_that_is_not_onnx_runtime_is_reported() {
     let (ok, log) = launch_identity_with_ort(zlib);
     assert!(!ok);
     assert!(
-        log.contains(&format!("'{zlib}' is not an ONNX Runtime library (it does not export OrtGetApiBase)")),
+        log.contains(&format!(
+            "'{zlib}' is not an ONNX Runtime library (it does not export OrtGetApiBase)"
+        )),
         "{log}"
     );
 }

@@ -7,8 +7,8 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::BaseTransformMode;
 use gst_base::subclass::prelude::*;
-use gst_video::subclass::prelude::*;
 use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
 
 use crate::engine::{Device, Engine, EngineOptions, OrtEngine};
 use crate::frame::{FrameMut, FrameRef, PixelFormat};
@@ -16,7 +16,11 @@ use crate::model::{ManifestPatch, Model, ValueRange};
 use crate::stylizer::{StyleParams, Stylizer};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new("rsstyle", gst::DebugColorFlags::empty(), Some("Neural style transfer"))
+    gst::DebugCategory::new(
+        "rsstyle",
+        gst::DebugColorFlags::empty(),
+        Some("Neural style transfer"),
+    )
 });
 
 /// The `value-range` property: the model's pixel value range, or `auto` for the manifest's.
@@ -168,9 +172,17 @@ impl ObjectImpl for RsStyle {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut settings = self.settings.lock().unwrap();
         match pspec.name() {
-            "model" => settings.model = value.get::<Option<String>>().expect("type checked").map(PathBuf::from),
+            "model" => {
+                settings.model = value
+                    .get::<Option<String>>()
+                    .expect("type checked")
+                    .map(PathBuf::from)
+            }
             "manifest" => {
-                settings.manifest = value.get::<Option<String>>().expect("type checked").map(PathBuf::from)
+                settings.manifest = value
+                    .get::<Option<String>>()
+                    .expect("type checked")
+                    .map(PathBuf::from)
             }
             "device" => {
                 settings.device = value
@@ -184,12 +196,21 @@ impl ObjectImpl for RsStyle {
                 let style: u32 = value.get().expect("type checked");
                 let count = self.style_count.load(Ordering::Relaxed);
                 if count > 0 && style as usize >= count {
-                    gst::warning!(CAT, imp = self, "style {style} is out of range (model has {count}); keeping {}", settings.style);
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "style {style} is out of range (model has {count}); keeping {}",
+                        settings.style
+                    );
                     drop(settings);
                     gst::element_imp_warning!(
                         self,
                         gst::LibraryError::Settings,
-                        ("style {} is out of range: the model has {} styles; keeping the current one", style, count)
+                        (
+                            "style {} is out of range: the model has {} styles; keeping the current one",
+                            style,
+                            count
+                        )
                     );
                     return;
                 }
@@ -204,8 +225,16 @@ impl ObjectImpl for RsStyle {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let settings = self.settings.lock().unwrap();
         match pspec.name() {
-            "model" => settings.model.as_ref().map(|p| p.display().to_string()).to_value(),
-            "manifest" => settings.manifest.as_ref().map(|p| p.display().to_string()).to_value(),
+            "model" => settings
+                .model
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .to_value(),
+            "manifest" => settings
+                .manifest
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .to_value(),
             "device" => settings.device.to_value(),
             "threads" => settings.threads.to_value(),
             "strength" => settings.strength.to_value(),
@@ -238,8 +267,20 @@ impl ElementImpl for RsStyle {
                 .format_list(PixelFormat::ALL.map(video_format))
                 .build();
             vec![
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).unwrap(),
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).unwrap(),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
             ]
         });
         PAD_TEMPLATES.as_ref()
@@ -274,14 +315,15 @@ impl RsStyle {
             .device
             .parse()
             .map_err(|e: String| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
-        let model = Model::load(&path, settings.manifest.as_deref(), &settings.overrides()).map_err(|e| {
-            let kind = match e {
-                crate::model::ModelError::Missing { .. } => gst::ResourceError::NotFound,
-                crate::model::ModelError::Unreadable { .. } => gst::ResourceError::OpenRead,
-                _ => gst::ResourceError::Failed,
-            };
-            gst::error_msg!(kind, ("{}", e))
-        })?;
+        let model = Model::load(&path, settings.manifest.as_deref(), &settings.overrides())
+            .map_err(|e| {
+                let kind = match e {
+                    crate::model::ModelError::Missing { .. } => gst::ResourceError::NotFound,
+                    crate::model::ModelError::Unreadable { .. } => gst::ResourceError::OpenRead,
+                    _ => gst::ResourceError::Failed,
+                };
+                gst::error_msg!(kind, ("{}", e))
+            })?;
         let params = StyleParams {
             strength: settings.strength as f32,
             style: settings.style as usize,
@@ -289,7 +331,13 @@ impl RsStyle {
         Stylizer::check_params(&model.manifest, &params).map_err(|e| {
             gst::error_msg!(gst::LibraryError::Settings, ("{}: {}", path.display(), e))
         })?;
-        gst::info!(CAT, imp = self, "model {} ({})", path.display(), model.sources.join(" + "));
+        gst::info!(
+            CAT,
+            imp = self,
+            "model {} ({})",
+            path.display(),
+            model.sources.join(" + ")
+        );
         gst::debug!(CAT, imp = self, "manifest:\n{}", model.manifest.describe());
 
         let options = EngineOptions {
@@ -307,8 +355,14 @@ impl RsStyle {
             gst::warning!(CAT, imp = self, "{warning}");
             gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", warning));
         }
-        gst::info!(CAT, imp = self, "running on {}", engine.device_description());
-        self.style_count.store(model.manifest.style_count(), Ordering::Relaxed);
+        gst::info!(
+            CAT,
+            imp = self,
+            "running on {}",
+            engine.device_description()
+        );
+        self.style_count
+            .store(model.manifest.style_count(), Ordering::Relaxed);
         Ok(Stylizer::new(Box::new(engine)))
     }
 }
@@ -359,7 +413,9 @@ impl VideoFilterImpl for RsStyle {
             outframe.plane_stride()[0] as usize,
         );
         let mut output = FrameMut {
-            data: outframe.plane_data_mut(0).map_err(|_| gst::FlowError::Error)?,
+            data: outframe
+                .plane_data_mut(0)
+                .map_err(|_| gst::FlowError::Error)?,
             width,
             height,
             stride,
@@ -368,10 +424,12 @@ impl VideoFilterImpl for RsStyle {
 
         let mut guard = self.stylizer.lock().unwrap();
         let stylizer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        stylizer.process(&input, &mut output, &params).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
-            gst::FlowError::Error
-        })?;
+        stylizer
+            .process(&input, &mut output, &params)
+            .map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+                gst::FlowError::Error
+            })?;
         Ok(gst::FlowSuccess::Ok)
     }
 }

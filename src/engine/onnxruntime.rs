@@ -37,7 +37,8 @@ impl OrtEngine {
             reason,
         };
 
-        let mut builder = Session::builder(runtime.environment()).map_err(|e| session_err(e.to_string()))?;
+        let mut builder =
+            Session::builder(runtime.environment()).map_err(|e| session_err(e.to_string()))?;
         if options.threads > 0 {
             builder = builder
                 .with_intra_threads(options.threads)
@@ -58,7 +59,9 @@ impl OrtEngine {
         if let Some(id) = cuda_id {
             let ep = ort::ep::CUDA::default().with_device_id(id as i32);
             match ep.register(&mut builder) {
-                Ok(()) => description = format!("CUDA device {id} (ONNX Runtime {})", runtime.version),
+                Ok(()) => {
+                    description = format!("CUDA device {id} (ONNX Runtime {})", runtime.version)
+                }
                 Err(e) if options.device == Device::Auto => notes.warnings.push(format!(
                     "device=auto: CUDA is not usable ({}); running on the CPU",
                     first_line(&e.to_string())
@@ -158,7 +161,8 @@ impl Engine for OrtEngine {
                 let image = TensorRef::from_array_view((shape, input)).map_err(inference_err)?;
                 let mut inputs = ort::inputs![input_name => image];
                 if let (Some(c), Some(values)) = (&self.manifest.conditioning, cond_values) {
-                    let t = TensorRef::from_array_view((cond_shape.clone(), values)).map_err(inference_err)?;
+                    let t = TensorRef::from_array_view((cond_shape.clone(), values))
+                        .map_err(inference_err)?;
                     inputs.push((c.input.clone().into(), t.into()));
                 }
                 let outputs = self.session.run(inputs).map_err(inference_err)?;
@@ -171,16 +175,22 @@ impl Engine for OrtEngine {
             }
             ElementType::F16 => {
                 self.half_input.clear();
-                self.half_input.extend(input.iter().map(|&v| f16::from_f32(v)));
+                self.half_input
+                    .extend(input.iter().map(|&v| f16::from_f32(v)));
                 self.half_conditioning.clear();
                 if let Some(values) = cond_values {
-                    self.half_conditioning.extend(values.iter().map(|&v| f16::from_f32(v)));
+                    self.half_conditioning
+                        .extend(values.iter().map(|&v| f16::from_f32(v)));
                 }
-                let image = TensorRef::from_array_view((shape, &self.half_input[..])).map_err(inference_err)?;
+                let image = TensorRef::from_array_view((shape, &self.half_input[..]))
+                    .map_err(inference_err)?;
                 let mut inputs = ort::inputs![input_name => image];
                 if let Some(c) = &self.manifest.conditioning {
-                    let t = TensorRef::from_array_view((cond_shape.clone(), &self.half_conditioning[..]))
-                        .map_err(inference_err)?;
+                    let t = TensorRef::from_array_view((
+                        cond_shape.clone(),
+                        &self.half_conditioning[..],
+                    ))
+                    .map_err(inference_err)?;
                     inputs.push((c.input.clone().into(), t.into()));
                 }
                 let outputs = self.session.run(inputs).map_err(inference_err)?;
@@ -193,7 +203,10 @@ impl Engine for OrtEngine {
             }
         };
         let dims: Vec<usize> = out_shape.iter().map(|&d| d.max(0) as usize).collect();
-        <[usize; 4]>::try_from(dims.as_slice())
-            .map_err(|_| EngineError::Inference(format!("output '{output_name}' has shape {dims:?}, expected 4-D")))
+        <[usize; 4]>::try_from(dims.as_slice()).map_err(|_| {
+            EngineError::Inference(format!(
+                "output '{output_name}' has shape {dims:?}, expected 4-D"
+            ))
+        })
     }
 }

@@ -35,7 +35,8 @@ pub fn project_library() -> PathBuf {
         .join(format!("libonnxruntime.so.{BUNDLED_VERSION}"))
 }
 
-const FIX: &str = "run scripts/setup.sh, or set ORT_DYLIB_PATH to libonnxruntime.so of version 1.30 or newer";
+const FIX: &str =
+    "run scripts/setup.sh, or set ORT_DYLIB_PATH to libonnxruntime.so of version 1.30 or newer";
 
 /// Loads ONNX Runtime (first call) and returns it; later calls return the same result.
 pub fn ort_library() -> Result<&'static RuntimeInfo, EngineError> {
@@ -66,7 +67,10 @@ fn load() -> Result<RuntimeInfo, String> {
                 vec![local]
             } else {
                 tried.push(format!("{} (missing)", local.display()));
-                vec![PathBuf::from("libonnxruntime.so"), PathBuf::from("libonnxruntime.so.1")]
+                vec![
+                    PathBuf::from("libonnxruntime.so"),
+                    PathBuf::from("libonnxruntime.so.1"),
+                ]
             }
         }
     };
@@ -74,10 +78,9 @@ fn load() -> Result<RuntimeInfo, String> {
     for path in &candidates {
         match ort::init_from(path) {
             Ok(builder) => {
-                let environment = builder
-                    .with_name("rsstyle")
-                    .build()
-                    .map_err(|e| format!("ONNX Runtime at '{}' failed to start: {e}", path.display()))?;
+                let environment = builder.with_name("rsstyle").build().map_err(|e| {
+                    format!("ONNX Runtime at '{}' failed to start: {e}", path.display())
+                })?;
                 let version = ort_version();
                 return Ok(RuntimeInfo {
                     path: path.clone(),
@@ -86,18 +89,27 @@ fn load() -> Result<RuntimeInfo, String> {
                 });
             }
             Err(ort::LoadDynamicError::Dlopen { path, .. }) if path.components().count() == 1 => {
-                tried.push(format!("system library path ({}: not found)", path.display()));
+                tried.push(format!(
+                    "system library path ({}: not found)",
+                    path.display()
+                ));
             }
             Err(e) => return Err(describe_load_error(e)),
         }
     }
-    Err(format!("ONNX Runtime library not found; looked at: {}; {FIX}", tried.join(", ")))
+    Err(format!(
+        "ONNX Runtime library not found; looked at: {}; {FIX}",
+        tried.join(", ")
+    ))
 }
 
 fn describe_load_error(e: ort::LoadDynamicError) -> String {
     match e {
         ort::LoadDynamicError::Dlopen { error, path } => {
-            format!("cannot load ONNX Runtime library '{}': {error}; {FIX}", path.display())
+            format!(
+                "cannot load ONNX Runtime library '{}': {error}; {FIX}",
+                path.display()
+            )
         }
         ort::LoadDynamicError::MissingApi { path } => format!(
             "'{}' is not an ONNX Runtime library (it does not export OrtGetApiBase); {FIX}",

@@ -37,12 +37,19 @@ impl Geometry {
                     resample: Resample::Pad,
                 }
             }
-            SizeRule::Fixed { width: tw, height: th } => Self {
+            SizeRule::Fixed {
+                width: tw,
+                height: th,
+            } => Self {
                 frame_width: width,
                 frame_height: height,
                 tensor_width: tw,
                 tensor_height: th,
-                resample: if (tw, th) == (width, height) { Resample::Pad } else { Resample::Bilinear },
+                resample: if (tw, th) == (width, height) {
+                    Resample::Pad
+                } else {
+                    Resample::Bilinear
+                },
             },
         }
     }

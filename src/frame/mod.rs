@@ -62,7 +62,12 @@ impl TensorFormat {
 }
 
 /// Writes `frame` into `tensor` (one image, `3 * geometry.tensor_pixels()` elements).
-pub fn frame_to_tensor(frame: &FrameRef, geometry: &Geometry, format: &TensorFormat, tensor: &mut [f32]) {
+pub fn frame_to_tensor(
+    frame: &FrameRef,
+    geometry: &Geometry,
+    format: &TensorFormat,
+    tensor: &mut [f32],
+) {
     debug_assert_eq!(tensor.len(), 3 * geometry.tensor_pixels());
     let (lo, hi) = format.range.bounds();
     let scale = (hi - lo) / 255.0;
@@ -97,7 +102,8 @@ pub fn frame_to_tensor(frame: &FrameRef, geometry: &Geometry, format: &TensorFor
                 let r1 = &frame.data[y1 * frame.stride..];
                 let base = ty * geometry.tensor_width;
                 for tx in 0..geometry.tensor_width {
-                    let (x0, x1, fx) = geometry::bilinear_tap(tx, geometry.tensor_width, frame.width);
+                    let (x0, x1, fx) =
+                        geometry::bilinear_tap(tx, geometry.tensor_width, frame.width);
                     let i = base + tx;
                     for &(start, step, off) in &planes {
                         let v = geometry::lerp2(
@@ -139,14 +145,19 @@ pub fn tensor_to_frame(
         let (start, step) = format.channel_index(c, pixels);
         (start, step, offsets[format.rgb_channel(c)])
     });
-    let sample = |i: usize, plane: &(usize, usize, usize)| (tensor[plane.0 + i * plane.1] - lo) * to_u8;
+    let sample =
+        |i: usize, plane: &(usize, usize, usize)| (tensor[plane.0 + i * plane.1] - lo) * to_u8;
 
     for y in 0..out.height {
         let in_row = &input.data[y * input.stride..];
         let out_row = &mut out.data[y * out.stride..];
         let tap_y = match geometry.resample {
             Resample::Pad => None,
-            Resample::Bilinear => Some(geometry::bilinear_tap(y, out.height, geometry.tensor_height)),
+            Resample::Bilinear => Some(geometry::bilinear_tap(
+                y,
+                out.height,
+                geometry.tensor_height,
+            )),
         };
         for x in 0..out.width {
             let px = x * bpp;
@@ -154,7 +165,8 @@ pub fn tensor_to_frame(
                 let styled = match tap_y {
                     None => sample(y * geometry.tensor_width + x, plane),
                     Some((y0, y1, fy)) => {
-                        let (x0, x1, fx) = geometry::bilinear_tap(x, out.width, geometry.tensor_width);
+                        let (x0, x1, fx) =
+                            geometry::bilinear_tap(x, out.width, geometry.tensor_width);
                         let w = geometry.tensor_width;
                         geometry::lerp2(
                             sample(y0 * w + x0, plane),

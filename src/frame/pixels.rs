@@ -16,7 +16,14 @@ pub enum PixelFormat {
 
 impl PixelFormat {
     /// Every supported format.
-    pub const ALL: [PixelFormat; 6] = [Self::Rgb, Self::Bgr, Self::Rgba, Self::Bgra, Self::Rgbx, Self::Bgrx];
+    pub const ALL: [PixelFormat; 6] = [
+        Self::Rgb,
+        Self::Bgr,
+        Self::Rgba,
+        Self::Bgra,
+        Self::Rgbx,
+        Self::Bgrx,
+    ];
 
     pub fn bytes_per_pixel(self) -> usize {
         match self {

@@ -1,0 +1,183 @@
+use super::geometry::{bilinear_tap, reflect};
+use super::*;
+use crate::model::SizeRule;
+
+fn frame(data: &[u8], width: usize, height: usize, format: PixelFormat) -> FrameRef<'_> {
+    FrameRef {
+        data,
+        width,
+        height,
+        stride: width * format.bytes_per_pixel(),
+        format,
+    }
+}
+
+const NCHW_RGB_BYTE: TensorFormat = TensorFormat {
+    layout: Layout::Nchw,
+    channel_order: ChannelOrder::Rgb,
+    range: ValueRange::Byte,
+};
+
+#[test]
+fn reflect_mirrors_without_repeating_the_edge() {
+    let got: Vec<usize> = (0..9).map(|i| reflect(i, 4)).collect();
+    assert_eq!(got, [0, 1, 2, 3, 2, 1, 0, 1, 2]);
+    assert_eq!(reflect(5, 1), 0);
+    assert_eq!(reflect(3, 2), 1);
+}
+
+#[test]
+fn geometry_pads_to_the_multiple_or_resizes_to_the_fixed_size() {
+    let g = Geometry::new(33, 17, SizeRule::Multiple(8));
+    assert_eq!(
+        (g.tensor_width, g.tensor_height, g.resample),
+        (40, 24, Resample::Pad)
+    );
+    let g = Geometry::new(32, 16, SizeRule::Multiple(8));
+    assert_eq!((g.tensor_width, g.tensor_height), (32, 16));
+    let g = Geometry::new(
+        640,
+        480,
+        SizeRule::Fixed {
+            width: 224,
+            height: 224,
+        },
+    );
+    assert_eq!(
+        (g.tensor_width, g.tensor_height, g.resample),
+        (224, 224, Resample::Bilinear)
+    );
+    let g = Geometry::new(
+        224,
+        224,
+        SizeRule::Fixed {
+            width: 224,
+            height: 224,
+        },
+    );
+    assert_eq!(g.resample, Resample::Pad);
+}
+
+#[test]
+fn bilinear_taps_align_pixel_centres() {
+    // Halving: destination pixel 0 sits between source pixels 0 and 1.
+    assert_eq!(bilinear_tap(0, 2, 4), (0, 1, 0.5));
+    assert_eq!(bilinear_tap(1, 2, 4), (2, 3, 0.5));
+    // Doubling: the first destination pixel clamps to the edge.
+    assert_eq!(bilinear_tap(0, 8, 4), (0, 1, 0.0));
+    assert_eq!(bilinear_tap(7, 8, 4), (3, 3, 0.25));
+}
+
+#[test]
+fn nchw_tensor_holds_planes_in_model_channel_order() {
+    // 2×1 BGRx frame: pixel 0 = (R 10, G 20, B 30), pixel 1 = (R 40, G 50, B 60).
+    let data = [30, 20, 10, 0, 60, 50, 40, 0];
+    let f = frame(&data, 2, 1, PixelFormat::Bgrx);
+    let g = Geometry::new(2, 1, SizeRule::Multiple(1));
+    let mut t = vec![0.0; 6];
+    frame_to_tensor(&f, &g, &NCHW_RGB_BYTE, &mut t);
+    assert_eq!(t, [10.0, 40.0, 20.0, 50.0, 30.0, 60.0]);
+    let bgr = TensorFormat {
+        channel_order: ChannelOrder::Bgr,
+        ..NCHW_RGB_BYTE
+    };
+    frame_to_tensor(&f, &g, &bgr, &mut t);
+    assert_eq!(t, [30.0, 60.0, 20.0, 50.0, 10.0, 40.0]);
+}
+
+#[test]
+fn nhwc_tensor_interleaves_and_maps_the_value_range() {
+    let data = [0, 255, 51, 102, 153, 204];
+    let f = frame(&data, 2, 1, PixelFormat::Rgb);
+    let g = Geometry::new(2, 1, SizeRule::Multiple(1));
+    let mut t = vec![0.0; 6];
+    let format = TensorFormat {
+        layout: Layout::Nhwc,
+        channel_order: ChannelOrder::Rgb,
+        range: ValueRange::Signed,
+    };
+    frame_to_tensor(&f, &g, &format, &mut t);
+    let expected = [-1.0, 1.0, -0.6, -0.2, 0.2, 0.6];
+    for (a, b) in t.iter().zip(expected) {
+        assert!((a - b).abs() < 1e-6, "{t:?}");
+    }
+}
+
+#[test]
+fn padding_fills_with_mirrored_pixels() {
+    // 3×1 RGB frame padded to 4×2 (multiple 2): column 3 mirrors column 1, row 1 mirrors row 0.
+    let data = [1, 1, 1, 2, 2, 2, 3, 3, 3];
+    let f = frame(&data, 3, 1, PixelFormat::Rgb);
+    let g = Geometry::new(3, 1, SizeRule::Multiple(2));
+    let mut t = vec![0.0; 3 * 8];
+    frame_to_tensor(&f, &g, &NCHW_RGB_BYTE, &mut t);
+    assert_eq!(&t[..8], &[1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 3.0, 2.0]);
+}
+
+#[test]
+fn output_is_rounded_clamped_and_keeps_alpha() {
+    let input = [9, 9, 9, 77];
+    let f = frame(&input, 1, 1, PixelFormat::Rgba);
+    let g = Geometry::new(1, 1, SizeRule::Multiple(1));
+    let mut out = [0u8; 4];
+    let mut o = FrameMut {
+        data: &mut out,
+        width: 1,
+        height: 1,
+        stride: 4,
+        format: PixelFormat::Rgba,
+    };
+    tensor_to_frame(&[-30.0, 127.5, 300.0], &g, &NCHW_RGB_BYTE, 1.0, &f, &mut o);
+    assert_eq!(out, [0, 128, 255, 77]);
+}
+
+#[test]
+fn non_finite_outputs_are_clamped_not_a_panic() {
+    let input = [9, 9, 9];
+    let f = frame(&input, 1, 1, PixelFormat::Rgb);
+    let g = Geometry::new(1, 1, SizeRule::Multiple(1));
+    let mut out = [1u8; 3];
+    let mut o = FrameMut {
+        data: &mut out,
+        width: 1,
+        height: 1,
+        stride: 3,
+        format: PixelFormat::Rgb,
+    };
+    tensor_to_frame(
+        &[f32::NAN, f32::INFINITY, f32::NEG_INFINITY],
+        &g,
+        &NCHW_RGB_BYTE,
+        1.0,
+        &f,
+        &mut o,
+    );
+    assert_eq!(out, [0, 255, 0]);
+}
+
+#[test]
+fn resize_round_trip_keeps_a_uniform_frame() {
+    let data: Vec<u8> = [40u8, 80, 120].repeat(10 * 6);
+    let f = frame(&data, 10, 6, PixelFormat::Rgb);
+    let g = Geometry::new(
+        10,
+        6,
+        SizeRule::Fixed {
+            width: 4,
+            height: 4,
+        },
+    );
+    let mut t = vec![0.0; 3 * 16];
+    frame_to_tensor(&f, &g, &NCHW_RGB_BYTE, &mut t);
+    assert!(t[..16].iter().all(|&v| v == 40.0));
+    let mut out = vec![0u8; data.len()];
+    let mut o = FrameMut {
+        data: &mut out,
+        width: 10,
+        height: 6,
+        stride: 30,
+        format: PixelFormat::Rgb,
+    };
+    tensor_to_frame(&t, &g, &NCHW_RGB_BYTE, 1.0, &f, &mut o);
+    assert_eq!(out, data);
+}

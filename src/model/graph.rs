@@ -5,11 +5,15 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use onnx_protobuf::{Message, ModelProto, TypeProto, tensor_proto::DataType, tensor_shape_proto::dimension};
+use onnx_protobuf::{
+    Message, ModelProto, TypeProto, tensor_proto::DataType, tensor_shape_proto::dimension,
+};
 use protobuf::Enum;
 
-use super::manifest::{ChannelOrder, Conditioning, ElementType, Layout, Manifest, SizeRule, ValueRange};
 use super::ModelError;
+use super::manifest::{
+    ChannelOrder, Conditioning, ElementType, Layout, Manifest, SizeRule, ValueRange,
+};
 
 /// Name, element type and shape of a graph input or output.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +32,13 @@ impl fmt::Display for TensorInfo {
             .iter()
             .map(|d| d.map_or("?".to_string(), |v| v.to_string()))
             .collect();
-        write!(f, "{} [{}] {}", self.name, dims.join(","), self.element_type.to_lowercase())
+        write!(
+            f,
+            "{} [{}] {}",
+            self.name,
+            dims.join(","),
+            self.element_type.to_lowercase()
+        )
     }
 }
 
@@ -63,7 +73,9 @@ impl GraphSummary {
 pub fn load_graph(path: &Path) -> Result<GraphSummary, ModelError> {
     let path_buf = path.to_path_buf();
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ModelError::Missing { path: path_buf.clone() },
+        std::io::ErrorKind::NotFound => ModelError::Missing {
+            path: path_buf.clone(),
+        },
         _ => ModelError::Unreadable {
             path: path_buf.clone(),
             source: e,
@@ -76,7 +88,8 @@ pub fn load_graph(path: &Path) -> Result<GraphSummary, ModelError> {
         path: path_buf.clone(),
         reason,
     };
-    let model = ModelProto::parse_from_bytes(&bytes).map_err(|e| not_onnx(format!("protobuf decoding failed ({e})")))?;
+    let model = ModelProto::parse_from_bytes(&bytes)
+        .map_err(|e| not_onnx(format!("protobuf decoding failed ({e})")))?;
     let graph = model
         .graph
         .as_ref()
@@ -86,7 +99,8 @@ pub fn load_graph(path: &Path) -> Result<GraphSummary, ModelError> {
         return Err(not_onnx("the file has no ONNX IR version".to_string()));
     }
 
-    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let initializers: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let info = |v: &onnx_protobuf::ValueInfoProto| tensor_info(&v.name, &v.type_);
     let inputs = graph
         .input
@@ -120,7 +134,10 @@ pub fn load_graph(path: &Path) -> Result<GraphSummary, ModelError> {
 }
 
 fn tensor_info(name: &str, ty: &protobuf::MessageField<TypeProto>) -> TensorInfo {
-    let tensor = ty.as_ref().filter(|t| t.has_tensor_type()).map(|t| t.tensor_type());
+    let tensor = ty
+        .as_ref()
+        .filter(|t| t.has_tensor_type())
+        .map(|t| t.tensor_type());
     let element_type = tensor
         .and_then(|t| DataType::from_i32(t.elem_type))
         .map_or("UNKNOWN".to_string(), |d| format!("{d:?}"));
@@ -180,7 +197,10 @@ fn list(ts: &[TensorInfo]) -> String {
     if ts.is_empty() {
         return "none".to_string();
     }
-    ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    ts.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Infers a manifest from the graph alone, or says why the graph cannot be an image generator.
@@ -191,7 +211,12 @@ fn list(ts: &[TensorInfo]) -> String {
 pub(crate) fn infer_manifest(g: &GraphSummary) -> Result<Manifest, String> {
     let images: Vec<&TensorInfo> = g.inputs.iter().filter(|t| t.dims.len() == 4).collect();
     let image = match images.as_slice() {
-        [] => return Err(format!("it has no 4-D image input (inputs: {})", list(&g.inputs))),
+        [] => {
+            return Err(format!(
+                "it has no 4-D image input (inputs: {})",
+                list(&g.inputs)
+            ));
+        }
         [one] => *one,
         many => {
             let names: Vec<&str> = many.iter().map(|t| t.name.as_str()).collect();
@@ -208,7 +233,11 @@ pub(crate) fn infer_manifest(g: &GraphSummary) -> Result<Manifest, String> {
     let mut conditioning = None;
     for t in g.inputs.iter().filter(|t| t.name != image.name) {
         let length = match t.dims.as_slice() {
-            [Some(k)] | [_, Some(k)] if t.element_type == "FLOAT" || t.element_type == "FLOAT16" => *k as usize,
+            [Some(k)] | [_, Some(k)]
+                if t.element_type == "FLOAT" || t.element_type == "FLOAT16" =>
+            {
+                *k as usize
+            }
             _ => {
                 return Err(format!(
                     "input {t} is neither the image nor a conditioning vector ([K] or [N,K] floats)"
@@ -216,7 +245,10 @@ pub(crate) fn infer_manifest(g: &GraphSummary) -> Result<Manifest, String> {
             }
         };
         if conditioning.is_some() {
-            return Err(format!("it has more than one conditioning input (inputs: {})", list(&g.inputs)));
+            return Err(format!(
+                "it has more than one conditioning input (inputs: {})",
+                list(&g.inputs)
+            ));
         }
         conditioning = Some(Conditioning {
             input: t.name.clone(),
@@ -232,7 +264,10 @@ pub(crate) fn infer_manifest(g: &GraphSummary) -> Result<Manifest, String> {
         .ok_or_else(|| format!("it has no 4-D image output (outputs: {})", list(&g.outputs)))?;
     let out_layout = channel_layout(output).map_err(|e| format!("output {e}"))?;
     if out_layout != layout {
-        return Err(format!("input '{}' and output '{}' have different layouts", image.name, output.name));
+        return Err(format!(
+            "input '{}' and output '{}' have different layouts",
+            image.name, output.name
+        ));
     }
     let out_type = image_element_type(output).map_err(|e| format!("output {e}"))?;
     if out_type != element_type {

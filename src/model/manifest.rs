@@ -223,22 +223,36 @@ impl Manifest {
     /// Checks the manifest against the graph it describes.
     pub(crate) fn validate(&mut self, graph: &GraphSummary) -> Result<(), String> {
         if !graph.inputs.iter().any(|t| t.name == self.input) {
-            return Err(format!("input '{}' is not an input of the graph", self.input));
+            return Err(format!(
+                "input '{}' is not an input of the graph",
+                self.input
+            ));
         }
         if !graph.outputs.iter().any(|t| t.name == self.output) {
-            return Err(format!("output '{}' is not an output of the graph", self.output));
+            return Err(format!(
+                "output '{}' is not an output of the graph",
+                self.output
+            ));
         }
         if let Some(c) = &mut self.conditioning {
             let info = graph
                 .inputs
                 .iter()
                 .find(|t| t.name == c.input)
-                .ok_or_else(|| format!("conditioning input '{}' is not an input of the graph", c.input))?;
+                .ok_or_else(|| {
+                    format!(
+                        "conditioning input '{}' is not an input of the graph",
+                        c.input
+                    )
+                })?;
             if c.length == 0 {
                 c.length = info.dims.last().copied().flatten().unwrap_or(0) as usize;
             }
             if c.length == 0 {
-                return Err(format!("conditioning input '{}' has no fixed length", c.input));
+                return Err(format!(
+                    "conditioning input '{}' has no fixed length",
+                    c.input
+                ));
             }
             if !c.labels.is_empty() && c.labels.len() != c.length {
                 return Err(format!(
@@ -263,7 +277,9 @@ impl Manifest {
         let size = match self.size {
             SizeRule::Multiple(1) => "any".to_string(),
             SizeRule::Multiple(m) => format!("any multiple of {m} (frames are reflection-padded)"),
-            SizeRule::Fixed { width, height } => format!("fixed {width}x{height} (frames are resized)"),
+            SizeRule::Fixed { width, height } => {
+                format!("fixed {width}x{height} (frames are resized)")
+            }
         };
         let batch = self.max_batch.map_or("any".to_string(), |b| b.to_string());
         let et = match self.element_type {
@@ -278,8 +294,14 @@ impl Manifest {
             ChannelOrder::Rgb => "RGB",
             ChannelOrder::Bgr => "BGR",
         };
-        s += &format!("input:         {} ({layout}, {et}, {order}, range {})\n", self.input, self.input_range);
-        s += &format!("output:        {} ({layout}, {et}, {order}, range {})\n", self.output, self.output_range);
+        s += &format!(
+            "input:         {} ({layout}, {et}, {order}, range {})\n",
+            self.input, self.input_range
+        );
+        s += &format!(
+            "output:        {} ({layout}, {et}, {order}, range {})\n",
+            self.output, self.output_range
+        );
         s += &format!("size:          {size}\n");
         s += &format!("batch:         {batch}\n");
         match &self.conditioning {

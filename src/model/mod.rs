@@ -26,7 +26,10 @@ pub enum ModelError {
     #[error("model file '{path}' does not exist")]
     Missing { path: PathBuf },
     #[error("cannot read model file '{path}': {source}")]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("model file '{path}' is empty")]
     Empty { path: PathBuf },
     #[error("'{path}' is not an ONNX model: {reason}")]
@@ -34,7 +37,11 @@ pub enum ModelError {
     #[error("'{path}' is not an image-to-image model: {reason}")]
     NotImageModel { path: PathBuf, reason: String },
     #[error("manifest for '{path}' is invalid ({origin}): {reason}")]
-    BadManifest { path: PathBuf, origin: String, reason: String },
+    BadManifest {
+        path: PathBuf,
+        origin: String,
+        reason: String,
+    },
 }
 
 /// A model file together with the manifest that describes it.
@@ -49,12 +56,17 @@ pub struct Model {
 impl Model {
     /// Reads `path`, infers its manifest and applies the embedded manifest, the sidecar file
     /// (`sidecar`, or `<model>.json` beside it when `None`) and `overrides`, in that order.
-    pub fn load(path: &Path, sidecar: Option<&Path>, overrides: &ManifestPatch) -> Result<Self, ModelError> {
+    pub fn load(
+        path: &Path,
+        sidecar: Option<&Path>,
+        overrides: &ManifestPatch,
+    ) -> Result<Self, ModelError> {
         let graph = load_graph(path)?;
-        let mut manifest = graph::infer_manifest(&graph).map_err(|reason| ModelError::NotImageModel {
-            path: path.to_path_buf(),
-            reason,
-        })?;
+        let mut manifest =
+            graph::infer_manifest(&graph).map_err(|reason| ModelError::NotImageModel {
+                path: path.to_path_buf(),
+                reason,
+            })?;
         let mut sources = vec!["graph".to_string()];
         let bad = |origin: &str, reason: String| ModelError::BadManifest {
             path: path.to_path_buf(),

@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use onnx_protobuf::{
-    AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
-    tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
 };
 
 /// ONNX opset the builder declares.
@@ -140,7 +140,11 @@ impl GraphBuilder {
 
     /// Adds a float32 constant and returns its name.
     pub fn constant_f32(&mut self, name: &str, dims: &[i64], data: &[f32]) -> String {
-        assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "constant '{name}' size");
+        assert_eq!(
+            dims.iter().product::<i64>() as usize,
+            data.len(),
+            "constant '{name}' size"
+        );
         let mut t = TensorProto::new();
         t.name = name.to_string();
         t.data_type = DataType::FLOAT as i32;
@@ -152,7 +156,11 @@ impl GraphBuilder {
 
     /// Adds an int64 constant and returns its name.
     pub fn constant_i64(&mut self, name: &str, dims: &[i64], data: &[i64]) -> String {
-        assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "constant '{name}' size");
+        assert_eq!(
+            dims.iter().product::<i64>() as usize,
+            data.len(),
+            "constant '{name}' size"
+        );
         let mut t = TensorProto::new();
         t.name = name.to_string();
         t.data_type = DataType::INT64 as i32;
@@ -211,7 +219,9 @@ impl GraphBuilder {
 
     /// The finished model as ONNX bytes.
     pub fn to_bytes(self) -> Vec<u8> {
-        self.build().write_to_bytes().expect("an in-memory ONNX model always encodes")
+        self.build()
+            .write_to_bytes()
+            .expect("an in-memory ONNX model always encodes")
     }
 
     /// Writes the finished model to `path`.

@@ -37,13 +37,23 @@ pub fn rsstyle_bin() -> PathBuf {
 
 /// Sample media installed by `scripts/setup.sh`.
 pub fn asset(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(name);
-    assert!(p.exists(), "{} is missing: run scripts/setup.sh", p.display());
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh",
+        p.display()
+    );
     p
 }
 
 fn nchw(b: &mut GraphBuilder, elem: Elem) -> String {
-    b.input("input", elem, &["n".into(), 3.into(), "h".into(), "w".into()])
+    b.input(
+        "input",
+        elem,
+        &["n".into(), 3.into(), "h".into(), "w".into()],
+    )
 }
 
 fn image_out(b: &mut GraphBuilder, name: &str, elem: Elem) {
@@ -52,7 +62,12 @@ fn image_out(b: &mut GraphBuilder, name: &str, elem: Elem) {
 
 /// A model of one elementwise op chain over an NCHW float32 image, with an optional manifest
 /// JSON embedded.
-pub fn write_model(dir: &Path, file: &str, manifest: Option<&str>, body: impl FnOnce(&mut GraphBuilder, &str) -> String) -> PathBuf {
+pub fn write_model(
+    dir: &Path,
+    file: &str,
+    manifest: Option<&str>,
+    body: impl FnOnce(&mut GraphBuilder, &str) -> String,
+) -> PathBuf {
     let mut b = GraphBuilder::new(file);
     let x = nchw(&mut b, Elem::F32);
     let y = body(&mut b, &x);
@@ -111,7 +126,8 @@ pub fn blur(dir: &Path) -> PathBuf {
 }
 
 /// output = input + table[style] per channel, with a one-hot `style` input of length 3.
-pub const STYLE_OFFSETS: [[f32; 3]; 3] = [[10.0, 20.0, 30.0], [-40.0, 0.0, 40.0], [5.0, -5.0, 100.0]];
+pub const STYLE_OFFSETS: [[f32; 3]; 3] =
+    [[10.0, 20.0, 30.0], [-40.0, 0.0, 40.0], [5.0, -5.0, 100.0]];
 
 pub fn conditioned_offsets(dir: &Path) -> PathBuf {
     let mut b = GraphBuilder::new("conditioned");
@@ -135,7 +151,13 @@ pub fn conditioned_offsets(dir: &Path) -> PathBuf {
 
 /// A tiny random two-layer conv net (3→8→3), ending in `last` ("Tanh", "Sigmoid" or none), with
 /// an optional one-hot style input adding a per-style bias. Weights come from `seed`.
-pub fn random_convnet(dir: &Path, file: &str, last: Option<&str>, styles: usize, seed: u64) -> PathBuf {
+pub fn random_convnet(
+    dir: &Path,
+    file: &str,
+    last: Option<&str>,
+    styles: usize,
+    seed: u64,
+) -> PathBuf {
     let mut rng = seed;
     let mut next = move || {
         rng ^= rng << 13;
@@ -188,13 +210,23 @@ pub fn random_convnet(dir: &Path, file: &str, last: Option<&str>, styles: usize,
 /// Test frame with distinct values per pixel and channel: (x·7 + y·13 + c·50) mod 256.
 pub fn pattern(width: usize, height: usize) -> Vec<[u8; 3]> {
     (0..height)
-        .flat_map(|y| (0..width).map(move |x| std::array::from_fn(|c| ((x * 7 + y * 13 + c * 50) % 256) as u8)))
+        .flat_map(|y| {
+            (0..width)
+                .map(move |x| std::array::from_fn(|c| ((x * 7 + y * 13 + c * 50) % 256) as u8))
+        })
         .collect()
 }
 
 /// Packs RGB pixels into a `format` buffer with `stride` bytes per row; the fourth byte of
 /// 4-byte formats is set to `alpha`.
-pub fn pack(pixels: &[[u8; 3]], width: usize, height: usize, format: PixelFormat, stride: usize, alpha: u8) -> Vec<u8> {
+pub fn pack(
+    pixels: &[[u8; 3]],
+    width: usize,
+    height: usize,
+    format: PixelFormat,
+    stride: usize,
+    alpha: u8,
+) -> Vec<u8> {
     let bpp = format.bytes_per_pixel();
     let off = format.rgb_offsets();
     let mut data = vec![0xEEu8; stride * height];
@@ -214,7 +246,13 @@ pub fn pack(pixels: &[[u8; 3]], width: usize, height: usize, format: PixelFormat
 }
 
 /// Unpacks `format` bytes into RGB pixels (and the fourth byte, if any).
-pub fn unpack(data: &[u8], width: usize, height: usize, format: PixelFormat, stride: usize) -> (Vec<[u8; 3]>, Vec<u8>) {
+pub fn unpack(
+    data: &[u8],
+    width: usize,
+    height: usize,
+    format: PixelFormat,
+    stride: usize,
+) -> (Vec<[u8; 3]>, Vec<u8>) {
     let bpp = format.bytes_per_pixel();
     let off = format.rgb_offsets();
     let mut rgb = Vec::with_capacity(width * height);
@@ -238,7 +276,12 @@ pub fn default_stride(format: PixelFormat, width: usize) -> usize {
 
 /// A harness around an `rsstyle` configured by `props`, with caps for `format` at
 /// `width`×`height`, in PLAYING.
-pub fn harness(props: &[(&str, glib::Value)], format: PixelFormat, width: usize, height: usize) -> gst_check::Harness {
+pub fn harness(
+    props: &[(&str, glib::Value)],
+    format: PixelFormat,
+    width: usize,
+    height: usize,
+) -> gst_check::Harness {
     init();
     let element = gst::ElementFactory::make("rsstyle").build().unwrap();
     for (name, value) in props {
@@ -257,7 +300,13 @@ pub use gst::glib;
 
 /// Runs one frame of RGB `pixels` through a harness and returns the output RGB pixels, using
 /// the default stride for the format.
-pub fn run_frame(props: &[(&str, glib::Value)], format: PixelFormat, width: usize, height: usize, pixels: &[[u8; 3]]) -> Vec<[u8; 3]> {
+pub fn run_frame(
+    props: &[(&str, glib::Value)],
+    format: PixelFormat,
+    width: usize,
+    height: usize,
+    pixels: &[[u8; 3]],
+) -> Vec<[u8; 3]> {
     let mut h = harness(props, format, width, height);
     let stride = default_stride(format, width);
     let buf = gst::Buffer::from_mut_slice(pack(pixels, width, height, format, stride, 0x80));
@@ -265,17 +314,28 @@ pub fn run_frame(props: &[(&str, glib::Value)], format: PixelFormat, width: usiz
     let out = h.pull().unwrap();
     let map = out.map_readable().unwrap();
     let (rgb, fourth) = unpack(&map, width, height, format, stride);
-    assert!(fourth.iter().all(|&a| a == 0x80), "alpha / padding byte not carried over");
+    assert!(
+        fourth.iter().all(|&a| a == 0x80),
+        "alpha / padding byte not carried over"
+    );
     rgb
 }
 
 /// NHWC model: output = input with channels 0 and 2 swapped.
 pub fn nhwc_swap(dir: &Path) -> PathBuf {
     let mut b = GraphBuilder::new("nhwc");
-    let x = b.input("input", Elem::F32, &["n".into(), "h".into(), "w".into(), 3.into()]);
+    let x = b.input(
+        "input",
+        Elem::F32,
+        &["n".into(), "h".into(), "w".into(), 3.into()],
+    );
     let idx = b.constant_i64("perm", &[3], &[2, 1, 0]);
     b.node("Gather", &[&x, &idx], &["output"], &[Attr::Int("axis", 3)]);
-    b.output("output", Elem::F32, &["n".into(), "h".into(), "w".into(), 3.into()]);
+    b.output(
+        "output",
+        Elem::F32,
+        &["n".into(), "h".into(), "w".into(), 3.into()],
+    );
     let path = dir.join("nhwc.onnx");
     b.write(&path).unwrap();
     path
@@ -297,9 +357,17 @@ pub fn f16_invert(dir: &Path) -> PathBuf {
 /// Fixed 8×8 input: output = input.
 pub fn fixed_identity(dir: &Path) -> PathBuf {
     let mut b = GraphBuilder::new("fixed");
-    let x = b.input("input", Elem::F32, &[1.into(), 3.into(), 8.into(), 8.into()]);
+    let x = b.input(
+        "input",
+        Elem::F32,
+        &[1.into(), 3.into(), 8.into(), 8.into()],
+    );
     b.node("Identity", &[&x], &["output"], &[]);
-    b.output("output", Elem::F32, &[1.into(), 3.into(), 8.into(), 8.into()]);
+    b.output(
+        "output",
+        Elem::F32,
+        &[1.into(), 3.into(), 8.into(), 8.into()],
+    );
     let path = dir.join("fixed.onnx");
     b.write(&path).unwrap();
     path
@@ -333,9 +401,17 @@ pub fn not_an_image_model(dir: &Path) -> PathBuf {
 /// A 1-channel (grey) image model.
 pub fn grey_model(dir: &Path) -> PathBuf {
     let mut b = GraphBuilder::new("grey");
-    let x = b.input("input", Elem::F32, &["n".into(), 1.into(), "h".into(), "w".into()]);
+    let x = b.input(
+        "input",
+        Elem::F32,
+        &["n".into(), 1.into(), "h".into(), "w".into()],
+    );
     b.node("Identity", &[&x], &["output"], &[]);
-    b.output("output", Elem::F32, &["n".into(), 1.into(), "h".into(), "w".into()]);
+    b.output(
+        "output",
+        Elem::F32,
+        &["n".into(), 1.into(), "h".into(), "w".into()],
+    );
     let path = dir.join("grey.onnx");
     b.write(&path).unwrap();
     path
@@ -364,8 +440,14 @@ pub fn gst_launch(description: &str, env: &[(&str, &str)]) -> (bool, String) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("gst-launch-1.0 runs (scripts/setup.sh installs it)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .expect("gst-launch-1.0 runs (scripts/setup.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -381,7 +463,11 @@ pub fn decode_summary(path: &Path) -> (usize, gst::ClockTime, f64) {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<AppSink>().unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<AppSink>()
+        .unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut frames = 0;
     let mut end = gst::ClockTime::ZERO;
@@ -395,7 +481,10 @@ pub fn decode_summary(path: &Path) -> (usize, gst::ClockTime, f64) {
             let map = buf.map_readable().unwrap();
             let stride = info.stride()[0] as usize;
             let (w, h) = (info.width() as usize, info.height() as usize);
-            let sum: u64 = (0..h).flat_map(|y| map[y * stride..y * stride + w].iter()).map(|&v| v as u64).sum();
+            let sum: u64 = (0..h)
+                .flat_map(|y| map[y * stride..y * stride + w].iter())
+                .map(|&v| v as u64)
+                .sum();
             first_mean = Some(sum as f64 / (w * h) as f64);
         }
     }
