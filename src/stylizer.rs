@@ -1,41 +1,61 @@
-//! One frame through one engine: frame → tensor → inference → frame.
+//! Frames through one engine: frames → batch tensor → inference → frames.
 
 use crate::engine::{Engine, EngineError};
-use crate::frame::{self, FrameMut, FrameRef, Geometry, TensorFormat};
+use crate::frame::{self, Blend, FrameMut, FrameRef, Geometry, TensorFormat};
 use crate::model::{Layout, Manifest};
 
 /// Per-frame controls.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StyleParams {
-    /// Blend with the input: 1 = fully styled, 0 = the input unchanged.
-    pub strength: f32,
     /// Index into the model's conditioning vector (ignored by unconditioned models).
     pub style: usize,
+    /// Run the model on the frame scaled by this factor (≤ 1) and scale the result back up.
+    pub inference_scale: f32,
+    /// How the output is combined with the input.
+    pub blend: Blend,
 }
 
 impl Default for StyleParams {
     fn default() -> Self {
         Self {
-            strength: 1.0,
             style: 0,
+            inference_scale: 1.0,
+            blend: Blend::default(),
         }
     }
 }
 
-/// Runs frames through an engine, reusing its buffers from frame to frame.
+/// One frame of a batch: where it comes from, where it goes, and how.
+pub struct BatchItem<'a> {
+    pub input: FrameRef<'a>,
+    pub output: FrameMut<'a>,
+    pub params: StyleParams,
+}
+
+/// The tensor shape for `batch` images of `geometry` in `layout`.
+pub fn tensor_shape(layout: Layout, geometry: &Geometry, batch: usize) -> [usize; 4] {
+    match layout {
+        Layout::Nchw => [batch, 3, geometry.tensor_height, geometry.tensor_width],
+        Layout::Nhwc => [batch, geometry.tensor_height, geometry.tensor_width, 3],
+    }
+}
+
+/// The tensor geometry `manifest` needs for a `width`×`height` frame with `params`.
+pub fn geometry_for(
+    manifest: &Manifest,
+    width: usize,
+    height: usize,
+    params: &StyleParams,
+) -> Geometry {
+    Geometry::scaled(width, height, manifest.size, params.inference_scale)
+}
+
+/// Runs frames through an engine, reusing its buffers from batch to batch.
 pub struct Stylizer {
     engine: Box<dyn Engine>,
     input: Vec<f32>,
     output: Vec<f32>,
     conditioning: Vec<f32>,
-}
-
-/// The tensor shape for one image of `geometry` in `layout`.
-pub fn tensor_shape(layout: Layout, geometry: &Geometry) -> [usize; 4] {
-    match layout {
-        Layout::Nchw => [1, 3, geometry.tensor_height, geometry.tensor_width],
-        Layout::Nhwc => [1, geometry.tensor_height, geometry.tensor_width, 3],
-    }
 }
 
 impl Stylizer {
@@ -70,16 +90,33 @@ impl Stylizer {
         Ok(())
     }
 
-    /// Styles `input` into `out` (same size and format).
+    /// Styles one frame into `output` (same size and format).
     pub fn process(
         &mut self,
-        input: &FrameRef,
-        out: &mut FrameMut,
+        input: FrameRef,
+        output: FrameMut,
         params: &StyleParams,
     ) -> Result<(), EngineError> {
+        self.process_batch(&mut [BatchItem {
+            input,
+            output,
+            params: *params,
+        }])
+    }
+
+    /// Styles a batch of frames in one inference. All frames must need the same tensor
+    /// geometry (see [`geometry_for`]).
+    pub fn process_batch(&mut self, items: &mut [BatchItem]) -> Result<(), EngineError> {
+        let Some(first) = items.first() else {
+            return Ok(());
+        };
         let manifest = self.engine.manifest();
-        Self::check_params(manifest, params).map_err(EngineError::Inference)?;
-        let geometry = Geometry::new(input.width, input.height, manifest.size);
+        let geometry = geometry_for(
+            manifest,
+            first.input.width,
+            first.input.height,
+            &first.params,
+        );
         let in_format = TensorFormat {
             layout: manifest.layout,
             channel_order: manifest.channel_order,
@@ -89,15 +126,28 @@ impl Stylizer {
             range: manifest.output_range,
             ..in_format
         };
-        let shape = tensor_shape(manifest.layout, &geometry);
-        self.input.resize(3 * geometry.tensor_pixels(), 0.0);
-        frame::frame_to_tensor(input, &geometry, &in_format, &mut self.input);
+        let per_image = 3 * geometry.tensor_pixels();
+        let shape = tensor_shape(manifest.layout, &geometry, items.len());
+        self.input.resize(per_image * items.len(), 0.0);
+        for (item, tensor) in items.iter().zip(self.input.chunks_exact_mut(per_image)) {
+            Self::check_params(manifest, &item.params).map_err(EngineError::Inference)?;
+            let g = geometry_for(manifest, item.input.width, item.input.height, &item.params);
+            if g != geometry {
+                return Err(EngineError::Inference(format!(
+                    "a batch mixes frame geometries ({}x{} and {}x{})",
+                    g.frame_width, g.frame_height, geometry.frame_width, geometry.frame_height
+                )));
+            }
+            frame::frame_to_tensor(&item.input, &geometry, &in_format, tensor);
+        }
 
         let conditioning = match &manifest.conditioning {
             Some(c) => {
                 self.conditioning.clear();
-                self.conditioning.resize(c.length, 0.0);
-                self.conditioning[params.style] = 1.0;
+                self.conditioning.resize(c.length * items.len(), 0.0);
+                for (i, item) in items.iter().enumerate() {
+                    self.conditioning[i * c.length + item.params.style] = 1.0;
+                }
                 Some(&self.conditioning[..])
             }
             None => None,
@@ -110,14 +160,16 @@ impl Stylizer {
                 "model output has shape {got:?} but the input had {shape:?}; rsstyle needs an output the size of its input"
             )));
         }
-        frame::tensor_to_frame(
-            &self.output,
-            &geometry,
-            &out_format,
-            params.strength,
-            input,
-            out,
-        );
+        for (item, tensor) in items.iter_mut().zip(self.output.chunks_exact(per_image)) {
+            frame::tensor_to_frame(
+                tensor,
+                &geometry,
+                &out_format,
+                &item.params.blend,
+                &item.input,
+                &mut item.output,
+            );
+        }
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
 use crate::engine::{Device, Engine, EngineOptions, OrtEngine};
-use crate::frame::{FrameMut, FrameRef, PixelFormat};
+use crate::frame::{Blend, FrameMut, FrameRef, PixelFormat};
 use crate::model::{ManifestPatch, Model, ValueRange};
 use crate::stylizer::{StyleParams, Stylizer};
 
@@ -325,8 +325,8 @@ impl RsStyle {
                 gst::error_msg!(kind, ("{}", e))
             })?;
         let params = StyleParams {
-            strength: settings.strength as f32,
             style: settings.style as usize,
+            ..Default::default()
         };
         Stylizer::check_params(&model.manifest, &params).map_err(|e| {
             gst::error_msg!(gst::LibraryError::Settings, ("{}: {}", path.display(), e))
@@ -395,8 +395,12 @@ impl VideoFilterImpl for RsStyle {
         let params = {
             let s = self.settings.lock().unwrap();
             StyleParams {
-                strength: s.strength as f32,
                 style: s.style as usize,
+                blend: Blend {
+                    strength: s.strength as f32,
+                    preserve_color: false,
+                },
+                ..Default::default()
             }
         };
         let format = pixel_format(inframe.format()).ok_or(gst::FlowError::NotNegotiated)?;
@@ -412,7 +416,7 @@ impl VideoFilterImpl for RsStyle {
             outframe.height() as usize,
             outframe.plane_stride()[0] as usize,
         );
-        let mut output = FrameMut {
+        let output = FrameMut {
             data: outframe
                 .plane_data_mut(0)
                 .map_err(|_| gst::FlowError::Error)?,
@@ -424,12 +428,10 @@ impl VideoFilterImpl for RsStyle {
 
         let mut guard = self.stylizer.lock().unwrap();
         let stylizer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        stylizer
-            .process(&input, &mut output, &params)
-            .map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
-                gst::FlowError::Error
-            })?;
+        stylizer.process(input, output, &params).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+            gst::FlowError::Error
+        })?;
         Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -54,6 +54,33 @@ impl Geometry {
         }
     }
 
+    /// Like [`Geometry::new`], but runs the model on the frame scaled by `scale` (0 < scale < 1)
+    /// when the model takes any size: the frame is resized down and the output back up.
+    pub fn scaled(width: usize, height: usize, rule: SizeRule, scale: f32) -> Self {
+        let SizeRule::Multiple(m) = rule else {
+            return Self::new(width, height, rule);
+        };
+        if !(scale > 0.0 && scale < 1.0) {
+            return Self::new(width, height, rule);
+        }
+        let m = m.max(1);
+        let shrink = |n: usize| ((n as f32 * scale).round() as usize).max(1).div_ceil(m) * m;
+        let (tensor_width, tensor_height) = (shrink(width), shrink(height));
+        Self {
+            frame_width: width,
+            frame_height: height,
+            tensor_width,
+            tensor_height,
+            resample: if (tensor_width, tensor_height)
+                == (width.div_ceil(m) * m, height.div_ceil(m) * m)
+            {
+                Resample::Pad
+            } else {
+                Resample::Bilinear
+            },
+        }
+    }
+
     pub fn tensor_pixels(&self) -> usize {
         self.tensor_width * self.tensor_height
     }

@@ -122,31 +122,56 @@ pub fn frame_to_tensor(
     }
 }
 
-/// Writes the model output `tensor` (one image) into `out`, blending with `input` by `strength`
-/// (1 = only the model's output, 0 = only the input). Alpha / padding bytes come from `input`.
+/// How the model's output is combined with the input frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Blend {
+    /// 1 = only the model's output, 0 = only the input.
+    pub strength: f32,
+    /// Keep the input's colours and take only the brightness (luma) from the model's output.
+    pub preserve_color: bool,
+}
+
+impl Default for Blend {
+    fn default() -> Self {
+        Self {
+            strength: 1.0,
+            preserve_color: false,
+        }
+    }
+}
+
+/// BT.601 luma of an RGB triple.
+fn luma(rgb: [f32; 3]) -> f32 {
+    0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+}
+
+/// Writes the model output `tensor` (one image) into `out`, combined with `input` as `blend`
+/// says. Alpha / padding bytes come from `input`.
 pub fn tensor_to_frame(
     tensor: &[f32],
     geometry: &Geometry,
     format: &TensorFormat,
-    strength: f32,
+    blend: &Blend,
     input: &FrameRef,
     out: &mut FrameMut,
 ) {
     debug_assert_eq!(tensor.len(), 3 * geometry.tensor_pixels());
     let (lo, hi) = format.range.bounds();
     let to_u8 = 255.0 / (hi - lo);
-    let strength = strength.clamp(0.0, 1.0);
+    let strength = blend.strength.clamp(0.0, 1.0);
     let keep = 1.0 - strength;
     let pixels = geometry.tensor_pixels();
     let offsets = out.format.rgb_offsets();
     let bpp = out.format.bytes_per_pixel();
     let alpha = out.format.alpha_offset();
-    let planes: [(usize, usize, usize); 3] = std::array::from_fn(|c| {
-        let (start, step) = format.channel_index(c, pixels);
-        (start, step, offsets[format.rgb_channel(c)])
+    // For each frame channel (R, G, B): where the model keeps it in the tensor.
+    let planes: [(usize, usize); 3] = std::array::from_fn(|rgb| {
+        let c = (0..3)
+            .find(|&c| format.rgb_channel(c) == rgb)
+            .expect("a permutation");
+        format.channel_index(c, pixels)
     });
-    let sample =
-        |i: usize, plane: &(usize, usize, usize)| (tensor[plane.0 + i * plane.1] - lo) * to_u8;
+    let sample = |i: usize, plane: &(usize, usize)| (tensor[plane.0 + i * plane.1] - lo) * to_u8;
 
     for y in 0..out.height {
         let in_row = &input.data[y * input.stride..];
@@ -161,8 +186,9 @@ pub fn tensor_to_frame(
         };
         for x in 0..out.width {
             let px = x * bpp;
-            for plane in &planes {
-                let styled = match tap_y {
+            let mut styled: [f32; 3] = std::array::from_fn(|rgb| {
+                let plane = &planes[rgb];
+                match tap_y {
                     None => sample(y * geometry.tensor_width + x, plane),
                     Some((y0, y1, fy)) => {
                         let (x0, x1, fx) =
@@ -177,10 +203,16 @@ pub fn tensor_to_frame(
                             fy,
                         )
                     }
-                };
-                let off = plane.2;
-                let v = strength * styled + keep * in_row[px + off] as f32;
-                out_row[px + off] = v.round().clamp(0.0, 255.0) as u8;
+                }
+            });
+            let original: [f32; 3] = std::array::from_fn(|rgb| in_row[px + offsets[rgb]] as f32);
+            if blend.preserve_color {
+                let shift = luma(styled) - luma(original);
+                styled = original.map(|v| v + shift);
+            }
+            for rgb in 0..3 {
+                let v = strength * styled[rgb] + keep * original[rgb];
+                out_row[px + offsets[rgb]] = v.round().clamp(0.0, 255.0) as u8;
             }
             if let Some(a) = alpha {
                 out_row[px + a] = in_row[px + a];

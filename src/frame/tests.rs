@@ -127,7 +127,14 @@ fn output_is_rounded_clamped_and_keeps_alpha() {
         stride: 4,
         format: PixelFormat::Rgba,
     };
-    tensor_to_frame(&[-30.0, 127.5, 300.0], &g, &NCHW_RGB_BYTE, 1.0, &f, &mut o);
+    tensor_to_frame(
+        &[-30.0, 127.5, 300.0],
+        &g,
+        &NCHW_RGB_BYTE,
+        &Blend::default(),
+        &f,
+        &mut o,
+    );
     assert_eq!(out, [0, 128, 255, 77]);
 }
 
@@ -148,7 +155,7 @@ fn non_finite_outputs_are_clamped_not_a_panic() {
         &[f32::NAN, f32::INFINITY, f32::NEG_INFINITY],
         &g,
         &NCHW_RGB_BYTE,
-        1.0,
+        &Blend::default(),
         &f,
         &mut o,
     );
@@ -178,6 +185,51 @@ fn resize_round_trip_keeps_a_uniform_frame() {
         stride: 30,
         format: PixelFormat::Rgb,
     };
-    tensor_to_frame(&t, &g, &NCHW_RGB_BYTE, 1.0, &f, &mut o);
+    tensor_to_frame(&t, &g, &NCHW_RGB_BYTE, &Blend::default(), &f, &mut o);
     assert_eq!(out, data);
+}
+
+#[test]
+fn preserve_color_keeps_the_input_chroma_and_takes_the_output_luma() {
+    let input = [200, 100, 50];
+    let f = frame(&input, 1, 1, PixelFormat::Rgb);
+    let g = Geometry::new(1, 1, SizeRule::Multiple(1));
+    let mut out = [0u8; 3];
+    let mut o = FrameMut {
+        data: &mut out,
+        width: 1,
+        height: 1,
+        stride: 3,
+        format: PixelFormat::Rgb,
+    };
+    let blend = Blend {
+        strength: 1.0,
+        preserve_color: true,
+    };
+    // A grey output of luma 60 moves every channel by 60 − luma(200, 100, 50) = 60 − 124.2.
+    tensor_to_frame(&[60.0, 60.0, 60.0], &g, &NCHW_RGB_BYTE, &blend, &f, &mut o);
+    assert_eq!(out, [136, 36, 0]);
+}
+
+#[test]
+fn scaled_geometry_shrinks_to_the_multiple() {
+    let g = Geometry::scaled(640, 480, SizeRule::Multiple(4), 0.5);
+    assert_eq!(
+        (g.tensor_width, g.tensor_height, g.resample),
+        (320, 240, Resample::Bilinear)
+    );
+    let g = Geometry::scaled(33, 17, SizeRule::Multiple(4), 0.5);
+    assert_eq!((g.tensor_width, g.tensor_height), (20, 12));
+    assert_eq!(
+        Geometry::scaled(33, 17, SizeRule::Multiple(4), 1.0),
+        Geometry::new(33, 17, SizeRule::Multiple(4))
+    );
+    let fixed = SizeRule::Fixed {
+        width: 8,
+        height: 8,
+    };
+    assert_eq!(
+        Geometry::scaled(64, 64, fixed, 0.5),
+        Geometry::new(64, 64, fixed)
+    );
 }
