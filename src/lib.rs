@@ -8,6 +8,7 @@ use gst::glib;
 
 pub mod element;
 pub mod engine;
+pub mod batch;
 pub mod frame;
 pub mod model;
 pub mod onnx;

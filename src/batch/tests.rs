@@ -1,0 +1,171 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::engine::{Engine, EngineError};
+use crate::frame::PixelFormat;
+use crate::model::{ChannelOrder, ElementType, Layout, SizeRule, ValueRange};
+
+/// Identity engine that records batch sizes and can be slowed down.
+struct RecordingEngine {
+    manifest: Manifest,
+    batches: Arc<Mutex<Vec<usize>>>,
+    delay: Duration,
+}
+
+impl Engine for RecordingEngine {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    fn device_description(&self) -> &str {
+        "test"
+    }
+    fn infer(
+        &mut self,
+        input: &[f32],
+        shape: [usize; 4],
+        _conditioning: Option<&[f32]>,
+        output: &mut Vec<f32>,
+    ) -> Result<[usize; 4], EngineError> {
+        std::thread::sleep(self.delay);
+        self.batches.lock().unwrap().push(shape[0]);
+        output.clear();
+        output.extend(input.iter().map(|v| 255.0 - v));
+        Ok(shape)
+    }
+}
+
+fn manifest() -> Manifest {
+    Manifest {
+        input: "input".into(),
+        output: "output".into(),
+        layout: Layout::Nchw,
+        element_type: ElementType::F32,
+        input_range: ValueRange::Byte,
+        output_range: ValueRange::Byte,
+        channel_order: ChannelOrder::Rgb,
+        size: SizeRule::Multiple(1),
+        max_batch: None,
+        conditioning: None,
+        description: None,
+    }
+}
+
+/// An RGB frame of one grey level and its output buffer.
+struct Grey {
+    width: usize,
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
+impl Grey {
+    fn new(width: usize, level: u8) -> Self {
+        Self {
+            width,
+            input: vec![level; width * 3],
+            output: vec![0; width * 3],
+        }
+    }
+}
+
+impl Payload for Grey {
+    fn size(&self) -> (usize, usize) {
+        (self.width, 1)
+    }
+    fn frames(&mut self) -> (FrameRef<'_>, FrameMut<'_>) {
+        let w = self.width;
+        (
+            FrameRef {
+                data: &self.input,
+                width: w,
+                height: 1,
+                stride: w * 3,
+                format: PixelFormat::Rgb,
+            },
+            FrameMut {
+                data: &mut self.output,
+                width: w,
+                height: 1,
+                stride: w * 3,
+                format: PixelFormat::Rgb,
+            },
+        )
+    }
+}
+
+fn batcher(size: usize, timeout: Duration, delay: Duration) -> (Batcher<Grey>, Arc<Mutex<Vec<usize>>>) {
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let engine = RecordingEngine {
+        manifest: manifest(),
+        batches: batches.clone(),
+        delay,
+    };
+    (Batcher::new(Stylizer::new(Box::new(engine)), size, timeout), batches)
+}
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[test]
+fn ten_frames_in_batches_of_four_come_back_in_order() {
+    let (b, batches) = batcher(4, LONG, Duration::ZERO);
+    let generation = Generation::default();
+    let replies: Vec<_> = (0..10u8)
+        .map(|i| b.submit(Grey::new(2, i * 10), StyleParams::default(), &generation))
+        .collect();
+    b.drain();
+    for (i, r) in replies.into_iter().enumerate() {
+        let done = r.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(done.result, Ok(()));
+        assert_eq!(done.payload.output, vec![255 - i as u8 * 10; 6]);
+    }
+    assert_eq!(*batches.lock().unwrap(), [4, 4, 2]);
+    let stats = b.stats();
+    assert_eq!((stats.batches, stats.frames), (3, 10));
+}
+
+#[test]
+fn a_partial_batch_goes_when_the_timeout_passes() {
+    let (b, batches) = batcher(8, Duration::from_millis(30), Duration::ZERO);
+    let generation = Generation::default();
+    let reply = b.submit(Grey::new(1, 5), StyleParams::default(), &generation);
+    let done = reply.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(done.payload.output, vec![250; 3]);
+    assert!(done.latency >= Duration::from_millis(30), "{:?}", done.latency);
+    assert_eq!(*batches.lock().unwrap(), [1]);
+}
+
+#[test]
+fn different_frame_sizes_do_not_share_a_batch() {
+    let (b, batches) = batcher(4, LONG, Duration::ZERO);
+    let generation = Generation::default();
+    let replies: Vec<_> = [2, 2, 3, 3, 3]
+        .into_iter()
+        .map(|w| b.submit(Grey::new(w, 1), StyleParams::default(), &generation))
+        .collect();
+    b.drain();
+    for r in replies {
+        assert_eq!(r.recv_timeout(Duration::from_secs(10)).unwrap().result, Ok(()));
+    }
+    assert_eq!(*batches.lock().unwrap(), [2, 3]);
+}
+
+#[test]
+fn bumping_the_generation_cancels_queued_frames() {
+    let (b, batches) = batcher(1, Duration::ZERO, Duration::from_millis(50));
+    let generation = Generation::default();
+    let replies: Vec<_> = (0..5)
+        .map(|_| b.submit(Grey::new(1, 0), StyleParams::default(), &generation))
+        .collect();
+    std::thread::sleep(Duration::from_millis(10));
+    generation.bump();
+    let after = b.submit(Grey::new(1, 7), StyleParams::default(), &generation);
+    assert_eq!(after.recv_timeout(Duration::from_secs(10)).unwrap().payload.output, vec![248; 3]);
+    let completed = replies
+        .into_iter()
+        .filter(|r| r.recv_timeout(Duration::from_secs(1)).is_ok())
+        .count();
+    // At most the frame already in inference when the generation moved finishes; the others
+    // never reach the engine.
+    assert!(completed <= 1, "{completed} cancelled frames completed");
+    assert_eq!(batches.lock().unwrap().len(), completed + 1);
+}
