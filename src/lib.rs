@@ -6,9 +6,9 @@
 
 use gst::glib;
 
+pub mod batch;
 pub mod element;
 pub mod engine;
-pub mod batch;
 pub mod frame;
 pub mod model;
 pub mod onnx;

@@ -139,7 +139,12 @@ impl<P: Payload> Batcher<P> {
 
     /// Queues a frame; its result arrives on the returned channel. Jobs issued before a
     /// [`Generation::bump`] of `generation` are skipped.
-    pub fn submit(&self, payload: P, params: StyleParams, generation: &Generation) -> Receiver<Completed<P>> {
+    pub fn submit(
+        &self,
+        payload: P,
+        params: StyleParams,
+        generation: &Generation,
+    ) -> Receiver<Completed<P>> {
         let (reply, result) = crossbeam_channel::bounded(1);
         let job = Job {
             payload,
@@ -176,7 +181,13 @@ struct Worker<P: Payload> {
 fn batch_key<P: Payload>(manifest: &Manifest, job: &Job<P>) -> (usize, usize, usize, usize, usize) {
     let (w, h) = job.payload.size();
     let g = geometry_for(manifest, w, h, &job.params);
-    (g.frame_width, g.frame_height, g.tensor_width, g.tensor_height, job.params.style)
+    (
+        g.frame_width,
+        g.frame_height,
+        g.tensor_width,
+        g.tensor_height,
+        job.params.style,
+    )
 }
 
 impl<P: Payload> Worker<P> {
@@ -200,18 +211,23 @@ impl<P: Payload> Worker<P> {
                 .load(Ordering::Relaxed)
                 .min(self.stylizer.manifest().max_batch.unwrap_or(usize::MAX))
                 .max(1);
-            let deadline = first.enqueued + Duration::from_micros(self.config.timeout_us.load(Ordering::Relaxed));
+            let deadline = first.enqueued
+                + Duration::from_micros(self.config.timeout_us.load(Ordering::Relaxed));
             let key = batch_key(self.stylizer.manifest(), &first);
             let mut batch = vec![first];
             while batch.len() < max {
                 match self.receiver.recv_deadline(deadline) {
                     Ok(Message::Job(job)) if job.cancelled() => {}
-                    Ok(Message::Job(job)) if batch_key(self.stylizer.manifest(), &job) == key => batch.push(job),
+                    Ok(Message::Job(job)) if batch_key(self.stylizer.manifest(), &job) == key => {
+                        batch.push(job)
+                    }
                     Ok(Message::Job(job)) => {
                         carried = Some(job);
                         break;
                     }
-                    Ok(Message::Drain) | Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                    Ok(Message::Drain)
+                    | Err(RecvTimeoutError::Timeout)
+                    | Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
             self.run_batch(batch);
@@ -226,10 +242,16 @@ impl<P: Payload> Worker<P> {
                 .map(|job| {
                     let params = job.params;
                     let (input, output) = job.payload.frames();
-                    BatchItem { input, output, params }
+                    BatchItem {
+                        input,
+                        output,
+                        params,
+                    }
                 })
                 .collect();
-            self.stylizer.process_batch(&mut items).map_err(|e| e.to_string())
+            self.stylizer
+                .process_batch(&mut items)
+                .map_err(|e| e.to_string())
         };
         let finished = Instant::now();
         self.stats

@@ -31,7 +31,13 @@ impl<P: Payload> Registry<P> {
         create: impl FnOnce() -> Result<Batcher<P>, E>,
     ) -> Result<(Arc<Batcher<P>>, bool), E> {
         let _loading = self.loading.lock().unwrap();
-        if let Some(existing) = self.batchers.lock().unwrap().get(key).and_then(Weak::upgrade) {
+        if let Some(existing) = self
+            .batchers
+            .lock()
+            .unwrap()
+            .get(key)
+            .and_then(Weak::upgrade)
+        {
             return Ok((existing, true));
         }
         let batcher = Arc::new(create()?);

@@ -93,14 +93,21 @@ impl Payload for Grey {
     }
 }
 
-fn batcher(size: usize, timeout: Duration, delay: Duration) -> (Batcher<Grey>, Arc<Mutex<Vec<usize>>>) {
+fn batcher(
+    size: usize,
+    timeout: Duration,
+    delay: Duration,
+) -> (Batcher<Grey>, Arc<Mutex<Vec<usize>>>) {
     let batches = Arc::new(Mutex::new(Vec::new()));
     let engine = RecordingEngine {
         manifest: manifest(),
         batches: batches.clone(),
         delay,
     };
-    (Batcher::new(Stylizer::new(Box::new(engine)), size, timeout), batches)
+    (
+        Batcher::new(Stylizer::new(Box::new(engine)), size, timeout),
+        batches,
+    )
 }
 
 const LONG: Duration = Duration::from_secs(30);
@@ -130,7 +137,11 @@ fn a_partial_batch_goes_when_the_timeout_passes() {
     let reply = b.submit(Grey::new(1, 5), StyleParams::default(), &generation);
     let done = reply.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(done.payload.output, vec![250; 3]);
-    assert!(done.latency >= Duration::from_millis(30), "{:?}", done.latency);
+    assert!(
+        done.latency >= Duration::from_millis(30),
+        "{:?}",
+        done.latency
+    );
     assert_eq!(*batches.lock().unwrap(), [1]);
 }
 
@@ -144,7 +155,10 @@ fn different_frame_sizes_do_not_share_a_batch() {
         .collect();
     b.drain();
     for r in replies {
-        assert_eq!(r.recv_timeout(Duration::from_secs(10)).unwrap().result, Ok(()));
+        assert_eq!(
+            r.recv_timeout(Duration::from_secs(10)).unwrap().result,
+            Ok(())
+        );
     }
     assert_eq!(*batches.lock().unwrap(), [2, 3]);
 }
@@ -159,7 +173,14 @@ fn bumping_the_generation_cancels_queued_frames() {
     std::thread::sleep(Duration::from_millis(10));
     generation.bump();
     let after = b.submit(Grey::new(1, 7), StyleParams::default(), &generation);
-    assert_eq!(after.recv_timeout(Duration::from_secs(10)).unwrap().payload.output, vec![248; 3]);
+    assert_eq!(
+        after
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .payload
+            .output,
+        vec![248; 3]
+    );
     let completed = replies
         .into_iter()
         .filter(|r| r.recv_timeout(Duration::from_secs(1)).is_ok())

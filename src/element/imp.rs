@@ -1,21 +1,23 @@
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{LazyLock, Mutex};
+//! The `rsstyle` element: the sink pad queues frames for the batcher and returns; the source
+//! pad's task pushes results, and serialized events, in input order.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_base::subclass::BaseTransformMode;
-use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
-use gst_video::subclass::prelude::*;
 
-use crate::engine::{Device, Engine, EngineOptions, OrtEngine};
-use crate::frame::{Blend, FrameMut, FrameRef, PixelFormat};
-use crate::model::{ManifestPatch, Model, ValueRange};
-use crate::stylizer::{StyleParams, Stylizer};
+use super::payload::VideoPayload;
+use super::settings::Settings;
+use crate::batch::{Batcher, Completed, Generation, Registry};
+use crate::engine::{self, EngineOptions};
+use crate::frame::PixelFormat;
+use crate::stylizer::Stylizer;
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "rsstyle",
         gst::DebugColorFlags::empty(),
@@ -23,226 +25,832 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// The `value-range` property: the model's pixel value range, or `auto` for the manifest's.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstRsStyleValueRange")]
-pub enum ValueRangeChoice {
-    #[default]
-    #[enum_value(name = "From the model's manifest or graph", nick = "auto")]
-    Auto = 0,
-    #[enum_value(name = "0 to 255 (Johnson-style fast style networks)", nick = "0-255")]
-    Byte = 1,
-    #[enum_value(name = "0 to 1", nick = "0-1")]
-    Unit = 2,
-    #[enum_value(name = "-1 to 1 (tanh generators: CycleGAN, pix2pix)", nick = "-1-1")]
-    Signed = 3,
+/// Engines and batchers shared by every `rsstyle` in the process.
+static BATCHERS: LazyLock<Registry<VideoPayload>> = LazyLock::new(Registry::default);
+
+/// The GStreamer error domain of a failed model load.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    NotFound,
+    OpenRead,
+    Failed,
+    Settings,
 }
 
-impl ValueRangeChoice {
-    fn range(self) -> Option<ValueRange> {
+impl Failure {
+    fn message(self, text: &str) -> gst::ErrorMessage {
         match self {
-            Self::Auto => None,
-            Self::Byte => Some(ValueRange::Byte),
-            Self::Unit => Some(ValueRange::Unit),
-            Self::Signed => Some(ValueRange::Signed),
+            Failure::NotFound => gst::error_msg!(gst::ResourceError::NotFound, ("{}", text)),
+            Failure::OpenRead => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", text)),
+            Failure::Failed => gst::error_msg!(gst::ResourceError::Failed, ("{}", text)),
+            Failure::Settings => gst::error_msg!(gst::ResourceError::Settings, ("{}", text)),
         }
     }
 }
 
-const DEFAULT_DEVICE: &str = "cpu";
-const DEFAULT_STRENGTH: f64 = 1.0;
-
-#[derive(Debug, Clone)]
-struct Settings {
-    model: Option<PathBuf>,
-    manifest: Option<PathBuf>,
-    device: String,
-    threads: u32,
-    strength: f64,
-    style: u32,
-    value_range: ValueRangeChoice,
-    size_multiple: u32,
+/// What travels from the sink pad to the source pad's task, in stream order.
+enum Item {
+    /// A frame in the batcher; its result arrives on the channel.
+    Frame(Receiver<Completed<VideoPayload>>),
+    /// A frame not run through the network (`infer-every`): the last result is pushed again
+    /// with this buffer's timing.
+    Reuse(gst::Buffer),
+    /// A serialized event.
+    Event(gst::Event),
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            model: None,
-            manifest: None,
-            device: DEFAULT_DEVICE.to_string(),
-            threads: 0,
-            strength: DEFAULT_STRENGTH,
-            style: 0,
-            value_range: ValueRangeChoice::Auto,
-            size_multiple: 0,
-        }
-    }
-}
-
-impl Settings {
-    fn overrides(&self) -> ManifestPatch {
-        ManifestPatch {
-            range: self.value_range.range(),
-            size_multiple: (self.size_multiple > 0).then_some(self.size_multiple as usize),
-            ..Default::default()
-        }
-    }
+/// Per-stream state, from caps and segment.
+#[derive(Default)]
+struct StreamState {
+    info: Option<gst_video::VideoInfo>,
+    pool: Option<gst::BufferPool>,
+    segment: gst::FormattedSegment<gst::ClockTime>,
+    batcher: Option<Arc<Batcher<VideoPayload>>>,
+    /// Frames seen since the last caps (for `infer-every`).
+    frame_index: u64,
+    /// Whether a frame went to the network since the last caps.
+    inferred: bool,
+    /// Frames whose running time is before this are dropped (QoS).
+    earliest: Option<gst::ClockTime>,
+    proportion: f64,
 }
 
 #[derive(Default)]
+struct Counters {
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    dropped_qos: AtomicU64,
+    dropped_leaky: AtomicU64,
+    /// Items queued and not yet handled by the source task.
+    pending: AtomicUsize,
+}
+
 pub struct RsStyle {
+    sinkpad: gst::Pad,
+    srcpad: gst::Pad,
     settings: Mutex<Settings>,
-    stylizer: Mutex<Option<Stylizer>>,
-    /// Styles the loaded model offers (0 while none is loaded).
-    style_count: AtomicUsize,
+    state: Mutex<StreamState>,
+    queue: Mutex<Option<(Sender<Item>, Receiver<Item>)>>,
+    flushing: AtomicBool,
+    generation: Generation,
+    last_flow: Mutex<Result<gst::FlowSuccess, gst::FlowError>>,
+    /// The last pushed result, for `infer-every` (source task only).
+    last_output: Mutex<Option<gst::Buffer>>,
+    counters: Counters,
+    /// The processing latency reported in latency queries (ns).
+    reported_latency_ns: AtomicU64,
+    /// Model switches in progress, so a later one supersedes an earlier one.
+    switch_serial: AtomicU64,
+}
+
+impl RsStyle {
+    fn settings(&self) -> Settings {
+        self.settings.lock().unwrap().clone()
+    }
+
+    /// Loads (or shares) the batcher for the model and engine settings in `settings`. The error
+    /// comes with its text, for warnings.
+    fn load_batcher(
+        &self,
+        settings: &Settings,
+    ) -> Result<Arc<Batcher<VideoPayload>>, (gst::ErrorMessage, String)> {
+        self.try_load_batcher(settings)
+            .map_err(|(domain, text)| (domain.message(&text), text))
+    }
+
+    fn try_load_batcher(
+        &self,
+        settings: &Settings,
+    ) -> Result<Arc<Batcher<VideoPayload>>, (Failure, String)> {
+        let model = settings.model.clone().ok_or((
+            Failure::NotFound,
+            "no model set: set the 'model' property to an ONNX file".to_string(),
+        ))?;
+        let device: engine::Device = settings
+            .device
+            .parse()
+            .map_err(|e| (Failure::Settings, e))?;
+        let options = EngineOptions {
+            device,
+            threads: settings.threads as usize,
+        };
+        let overrides = settings.overrides();
+        let key = format!(
+            "{}|{:?}|{device}|{}|{}",
+            std::fs::canonicalize(&model).map_or(model.clone(), |p| p.display().to_string()),
+            settings.manifest,
+            settings.threads,
+            overrides.to_json()
+        );
+        let (batcher, shared) = BATCHERS.get_or_create(&key, || {
+            let (engine, notes) = engine::open(
+                &model,
+                settings.manifest.as_deref(),
+                &overrides,
+                &options,
+            )
+            .map_err(|e| {
+                use crate::model::ModelError;
+                let kind = match &e {
+                    engine::OpenError::Model(ModelError::Missing { .. }) => Failure::NotFound,
+                    engine::OpenError::Model(ModelError::Unreadable { .. }) => Failure::OpenRead,
+                    engine::OpenError::Engine(engine::EngineError::Device(_)) => Failure::Settings,
+                    _ => Failure::Failed,
+                };
+                (kind, e.to_string())
+            })?;
+            for warning in notes.warnings {
+                gst::warning!(CAT, imp = self, "{warning}");
+                gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", warning));
+            }
+            Ok(Batcher::new(
+                Stylizer::new(engine),
+                settings.batch_size as usize,
+                settings.batch_timeout(),
+            ))
+        })?;
+        batcher.configure(settings.batch_size as usize, settings.batch_timeout());
+        Stylizer::check_params(batcher.manifest(), &settings.style_params())
+            .map_err(|e| (Failure::Settings, format!("{model}: {e}")))?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "model {model} on {}{}",
+            batcher.device_description(),
+            if shared { " (shared engine)" } else { "" }
+        );
+        gst::debug!(
+            CAT,
+            imp = self,
+            "manifest:\n{}",
+            batcher.manifest().describe()
+        );
+        Ok(batcher)
+    }
+
+    /// Loads `settings`' model in the background and switches to it between frames; a failed
+    /// load keeps the current model and posts a warning.
+    fn switch_model(&self, settings: Settings) {
+        let serial = self.switch_serial.fetch_add(1, Ordering::SeqCst) + 1;
+        let element = self.obj().clone();
+        std::thread::spawn(move || {
+            let imp = element.imp();
+            let model = settings.model.clone().unwrap_or_default();
+            let loaded = imp.load_batcher(&settings);
+            if imp.switch_serial.load(Ordering::SeqCst) != serial {
+                return; // a newer switch was asked for
+            }
+            match loaded {
+                Ok(batcher) => {
+                    {
+                        let mut state = imp.state.lock().unwrap();
+                        if state.batcher.is_none() {
+                            return; // stopped meanwhile
+                        }
+                        state.batcher = Some(batcher);
+                    }
+                    gst::info!(CAT, obj = element, "switched to model {model}");
+                    let s = gst::Structure::builder("rsstyle-model-loaded")
+                        .field("model", &model)
+                        .build();
+                    let _ = element
+                        .post_message(gst::message::Element::builder(s).src(&element).build());
+                }
+                Err((_, reason)) => {
+                    let text = format!(
+                        "could not switch to model '{model}', keeping the current one: {reason}"
+                    );
+                    gst::warning!(CAT, obj = element, "{text}");
+                    gst::element_warning!(element, gst::ResourceError::Failed, ("{}", text));
+                }
+            }
+        });
+    }
+
+    fn queue_sender(&self) -> Option<Sender<Item>> {
+        self.queue.lock().unwrap().as_ref().map(|(s, _)| s.clone())
+    }
+
+    fn queue_receiver(&self) -> Option<Receiver<Item>> {
+        self.queue.lock().unwrap().as_ref().map(|(_, r)| r.clone())
+    }
+
+    /// Drops everything queued (flush): frames in the batcher are cancelled by the generation.
+    fn clear_queue(&self) {
+        if let Some(rx) = self.queue_receiver() {
+            for _ in rx.try_iter() {
+                self.counters.pending.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Queues `item`, waiting while the queue is full unless flushing.
+    fn enqueue(&self, mut item: Item) -> Result<(), gst::FlowError> {
+        let tx = self.queue_sender().ok_or(gst::FlowError::Flushing)?;
+        self.counters.pending.fetch_add(1, Ordering::SeqCst);
+        loop {
+            if self.flushing.load(Ordering::SeqCst) {
+                self.counters.pending.fetch_sub(1, Ordering::SeqCst);
+                return Err(gst::FlowError::Flushing);
+            }
+            match tx.send_timeout(item, Duration::from_millis(20)) {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Timeout(back)) => item = back,
+                Err(SendTimeoutError::Disconnected(_)) => {
+                    self.counters.pending.fetch_sub(1, Ordering::SeqCst);
+                    return Err(gst::FlowError::Flushing);
+                }
+            }
+        }
+    }
+
+    fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.flushing.load(Ordering::SeqCst) {
+            return Err(gst::FlowError::Flushing);
+        }
+        let last = *self.last_flow.lock().unwrap();
+        if let Err(e) = last {
+            return Err(e);
+        }
+        self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+        let settings = self.settings();
+
+        let mut state = self.state.lock().unwrap();
+        let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let batcher = state.batcher.clone().ok_or(gst::FlowError::Flushing)?;
+        if settings.qos && self.too_late(&state, &buffer) {
+            drop(state);
+            self.post_qos_drop(&buffer);
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        if settings.leaky && self.queue_sender().is_some_and(|tx| tx.is_full()) {
+            self.counters.dropped_leaky.fetch_add(1, Ordering::Relaxed);
+            gst::log!(CAT, imp = self, "queue full, dropping {:?}", buffer.pts());
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        let index = state.frame_index;
+        state.frame_index += 1;
+        let reuse =
+            settings.infer_every > 1 && index % settings.infer_every as u64 != 0 && state.inferred;
+        let item = if reuse {
+            Item::Reuse(buffer)
+        } else {
+            let pool = state.pool.clone().ok_or(gst::FlowError::NotNegotiated)?;
+            state.inferred = true;
+            drop(state);
+            let payload = VideoPayload::new(buffer, &info, &pool).map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+                gst::FlowError::Error
+            })?;
+            Item::Frame(batcher.submit(payload, settings.style_params(), &self.generation))
+        };
+        self.enqueue(item)?;
+        *self.last_flow.lock().unwrap()
+    }
+
+    /// Whether `buffer` would reach the sink after the time QoS events said it must.
+    fn too_late(&self, state: &StreamState, buffer: &gst::BufferRef) -> bool {
+        let (Some(earliest), Some(pts)) = (state.earliest, buffer.pts()) else {
+            return false;
+        };
+        state
+            .segment
+            .to_running_time(pts)
+            .is_some_and(|rt| rt < earliest)
+    }
+
+    fn post_qos_drop(&self, buffer: &gst::BufferRef) {
+        let dropped = self.counters.dropped_qos.fetch_add(1, Ordering::Relaxed) + 1;
+        let processed = self.counters.frames_out.load(Ordering::Relaxed);
+        let (running_time, stream_time, jitter, proportion) = {
+            let state = self.state.lock().unwrap();
+            let pts = buffer.pts();
+            let rt = pts.and_then(|p| state.segment.to_running_time(p));
+            let st = pts.and_then(|p| state.segment.to_stream_time(p));
+            let jitter = match (rt, state.earliest) {
+                (Some(rt), Some(e)) => e.nseconds() as i64 - rt.nseconds() as i64,
+                _ => 0,
+            };
+            (rt, st, jitter, state.proportion)
+        };
+        gst::debug!(
+            CAT,
+            imp = self,
+            "QoS: dropping frame at {:?}, {jitter} ns late",
+            buffer.pts()
+        );
+        let msg = gst::message::Qos::builder(false)
+            .running_time(running_time)
+            .stream_time(stream_time)
+            .timestamp(buffer.pts())
+            .duration(buffer.duration())
+            .values(jitter, proportion, 1_000_000)
+            .stats(
+                gst::format::Buffers::from_u64(processed),
+                gst::format::Buffers::from_u64(dropped),
+            )
+            .src(&*self.obj())
+            .build();
+        let _ = self.obj().post_message(msg);
+    }
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        gst::log!(CAT, obj = pad, "event {event:?}");
+        match event.view() {
+            EventView::FlushStart(_) => {
+                self.flushing.store(true, Ordering::SeqCst);
+                self.generation.bump();
+                self.clear_queue();
+                let ok = self.srcpad.push_event(event);
+                let _ = self.srcpad.pause_task();
+                self.clear_queue();
+                ok
+            }
+            EventView::FlushStop(_) => {
+                self.clear_queue();
+                {
+                    let mut state = self.state.lock().unwrap();
+                    state.earliest = None;
+                    state.segment = gst::FormattedSegment::new();
+                }
+                *self.last_flow.lock().unwrap() = Ok(gst::FlowSuccess::Ok);
+                self.flushing.store(false, Ordering::SeqCst);
+                let ok = self.srcpad.push_event(event);
+                self.start_task() && ok
+            }
+            EventView::Caps(c) => {
+                let info = match gst_video::VideoInfo::from_caps(c.caps()) {
+                    Ok(info)
+                        if PixelFormat::ALL
+                            .iter()
+                            .any(|f| f.name() == info.format().to_str()) =>
+                    {
+                        info
+                    }
+                    _ => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::CoreError::Negotiation,
+                            ("unsupported caps {}", c.caps())
+                        );
+                        return false;
+                    }
+                };
+                let pool = match make_pool(c.caps(), &info) {
+                    Ok(pool) => pool,
+                    Err(e) => {
+                        gst::element_imp_error!(self, gst::ResourceError::Failed, ("{}", e));
+                        return false;
+                    }
+                };
+                let batcher = {
+                    let mut state = self.state.lock().unwrap();
+                    if let Some(old) = state.pool.replace(pool) {
+                        let _ = old.set_active(false);
+                    }
+                    state.info = Some(info);
+                    state.frame_index = 0;
+                    state.inferred = false;
+                    state.batcher.clone()
+                };
+                // Frames of the old size go now rather than wait for company.
+                if let Some(b) = batcher {
+                    b.drain();
+                }
+                self.enqueue(Item::Event(event)).is_ok()
+            }
+            EventView::Segment(s) => {
+                if let Ok(segment) = s.segment().clone().downcast::<gst::ClockTime>() {
+                    self.state.lock().unwrap().segment = segment;
+                }
+                self.enqueue(Item::Event(event)).is_ok()
+            }
+            EventView::Eos(_) => {
+                if let Some(b) = self.state.lock().unwrap().batcher.clone() {
+                    b.drain();
+                }
+                self.enqueue(Item::Event(event)).is_ok()
+            }
+            _ if event.is_serialized() => self.enqueue(Item::Event(event)).is_ok(),
+            _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
+        }
+    }
+
+    fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        match query.view_mut() {
+            // Output buffers come from our own pool: nothing to propose upstream beyond defaults.
+            gst::QueryViewMut::Allocation(_) => false,
+            gst::QueryViewMut::Drain(_) => {
+                self.wait_until_drained();
+                true
+            }
+            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
+        }
+    }
+
+    /// Blocks until every queued item has been pushed (drain query).
+    fn wait_until_drained(&self) {
+        if let Some(b) = self.state.lock().unwrap().batcher.clone() {
+            b.drain();
+        }
+        while self.counters.pending.load(Ordering::SeqCst) > 0
+            && !self.flushing.load(Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        if let gst::EventView::Qos(q) = event.view() {
+            let (_, proportion, diff, timestamp) = q.get();
+            let mut state = self.state.lock().unwrap();
+            state.proportion = proportion;
+            state.earliest = timestamp.map(|t| {
+                if diff >= 0 {
+                    t + gst::ClockTime::from_nseconds(diff as u64)
+                } else {
+                    t.saturating_sub(gst::ClockTime::from_nseconds(diff.unsigned_abs()))
+                }
+            });
+        }
+        gst::Pad::event_default(pad, Some(&*self.obj()), event)
+    }
+
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        match query.view_mut() {
+            gst::QueryViewMut::Latency(q) => {
+                let mut upstream = gst::query::Latency::new();
+                if !self.sinkpad.peer_query(&mut upstream) {
+                    return false;
+                }
+                let (live, min, max) = upstream.result();
+                let ours = self.processing_latency();
+                self.reported_latency_ns
+                    .store(ours.nseconds(), Ordering::SeqCst);
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "latency: upstream {min} / {max:?}, ours {ours}"
+                );
+                q.set(live, min + ours, max.map(|m| m + ours));
+                true
+            }
+            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
+        }
+    }
+
+    /// Batch timeout plus the processing time: the `latency` property, or as measured.
+    fn processing_latency(&self) -> gst::ClockTime {
+        let settings = self.settings();
+        let processing = match settings.latency_ms {
+            ms if ms >= 0 => gst::ClockTime::from_mseconds(ms as u64),
+            _ => gst::ClockTime::from_nseconds(self.reported_latency_ns.load(Ordering::SeqCst))
+                .saturating_sub(gst::ClockTime::from_nseconds(
+                    settings.batch_timeout().as_nanos() as u64,
+                )),
+        };
+        gst::ClockTime::from_nseconds(settings.batch_timeout().as_nanos() as u64) + processing
+    }
+
+    /// Raises the reported latency (and asks the pipeline to redistribute it) when frames take
+    /// longer than reported.
+    fn note_latency(&self, measured: Duration) {
+        if self.settings.lock().unwrap().latency_ms >= 0 {
+            return;
+        }
+        let measured = measured.as_nanos() as u64;
+        let reported = self.reported_latency_ns.load(Ordering::SeqCst);
+        if measured > reported {
+            // Leave headroom so a slowly creeping latency does not post a message per frame.
+            let raised = measured + measured / 4;
+            self.reported_latency_ns.store(raised, Ordering::SeqCst);
+            gst::info!(
+                CAT,
+                imp = self,
+                "processing takes {} ms, reporting {} ms",
+                measured / 1_000_000,
+                raised / 1_000_000
+            );
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+    }
+
+    fn start_task(&self) -> bool {
+        let imp = self.ref_counted();
+        self.srcpad.start_task(move || imp.src_loop()).is_ok()
+    }
+
+    fn src_loop(&self) {
+        let Some(rx) = self.queue_receiver() else {
+            let _ = self.srcpad.pause_task();
+            return;
+        };
+        let item = match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(item) => item,
+            Err(RecvTimeoutError::Timeout) => return,
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = self.srcpad.pause_task();
+                return;
+            }
+        };
+        self.handle_item(item);
+        self.counters.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn handle_item(&self, item: Item) {
+        match item {
+            Item::Frame(reply) => match reply.recv() {
+                Ok(Completed {
+                    payload,
+                    result: Ok(()),
+                    latency,
+                }) => {
+                    self.note_latency(latency);
+                    let buffer = payload.into_output();
+                    *self.last_output.lock().unwrap() = Some(buffer.clone());
+                    self.push(buffer);
+                }
+                Ok(Completed { result: Err(e), .. }) => {
+                    gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+                    *self.last_flow.lock().unwrap() = Err(gst::FlowError::Error);
+                    let _ = self.srcpad.pause_task();
+                }
+                // Cancelled by a flush.
+                Err(_) => {}
+            },
+            Item::Reuse(input) => {
+                let last = self.last_output.lock().unwrap().clone();
+                if let Some(last) = last {
+                    let mut out = last.copy();
+                    super::payload::copy_timing(&input, out.make_mut());
+                    self.push(out);
+                }
+            }
+            Item::Event(event) => {
+                if let gst::EventView::Caps(_) = event.view() {
+                    *self.last_output.lock().unwrap() = None;
+                }
+                self.srcpad.push_event(event);
+            }
+        }
+    }
+
+    fn push(&self, buffer: gst::Buffer) {
+        let result = self.srcpad.push(buffer);
+        match result {
+            Ok(_) => {
+                self.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(gst::FlowError::Flushing) | Err(gst::FlowError::Eos) => {
+                let _ = self.srcpad.pause_task();
+            }
+            Err(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Internal data stream error."),
+                    ["streaming stopped, reason {e:?}"]
+                );
+                let _ = self.srcpad.pause_task();
+            }
+        }
+        *self.last_flow.lock().unwrap() = result;
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let batch = self
+            .state
+            .lock()
+            .unwrap()
+            .batcher
+            .as_ref()
+            .map(|b| b.stats())
+            .unwrap_or_default();
+        let c = &self.counters;
+        gst::Structure::builder("rsstyle-stats")
+            .field("frames-in", c.frames_in.load(Ordering::Relaxed))
+            .field("frames-out", c.frames_out.load(Ordering::Relaxed))
+            .field("dropped-qos", c.dropped_qos.load(Ordering::Relaxed))
+            .field("dropped-leaky", c.dropped_leaky.load(Ordering::Relaxed))
+            .field("batches", batch.batches)
+            .field("batch-frames", batch.frames)
+            .field("last-batch", batch.last_batch as u64)
+            .field("mean-batch", batch.mean_batch)
+            .field("inference-ms-p50", batch.inference_ms_p50)
+            .field("inference-ms-p99", batch.inference_ms_p99)
+            .field(
+                "latency-ms",
+                self.processing_latency().nseconds() as f64 / 1e6,
+            )
+            .build()
+    }
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings();
+        let batcher = self.load_batcher(&settings).map_err(|(msg, _)| msg)?;
+        *self.state.lock().unwrap() = StreamState {
+            batcher: Some(batcher),
+            proportion: 1.0,
+            ..Default::default()
+        };
+        *self.queue.lock().unwrap() = Some(crossbeam_channel::bounded(
+            settings.max_queued.max(1) as usize
+        ));
+        *self.last_flow.lock().unwrap() = Ok(gst::FlowSuccess::Ok);
+        *self.last_output.lock().unwrap() = None;
+        self.counters.pending.store(0, Ordering::SeqCst);
+        self.reported_latency_ns.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn stop(&self) {
+        self.switch_serial.fetch_add(1, Ordering::SeqCst);
+        let mut state = self.state.lock().unwrap();
+        if let Some(pool) = state.pool.take() {
+            let _ = pool.set_active(false);
+        }
+        *state = StreamState::default();
+        *self.queue.lock().unwrap() = None;
+        *self.last_output.lock().unwrap() = None;
+    }
+}
+
+fn make_pool(caps: &gst::CapsRef, info: &gst_video::VideoInfo) -> Result<gst::BufferPool, String> {
+    let pool = gst_video::VideoBufferPool::new();
+    let mut config = pool.config();
+    config.set_params(Some(&caps.to_owned()), info.size() as u32, 2, 0);
+    pool.set_config(config)
+        .map_err(|e| format!("buffer pool configuration failed: {e}"))?;
+    pool.set_active(true)
+        .map_err(|e| format!("buffer pool activation failed: {e}"))?;
+    Ok(pool.upcast())
 }
 
 #[glib::object_subclass]
 impl ObjectSubclass for RsStyle {
     const NAME: &'static str = "GstRsStyle";
     type Type = super::RsStyle;
-    type ParentType = gst_video::VideoFilter;
+    type ParentType = gst::Element;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let sinkpad = gst::Pad::builder_from_template(&klass.pad_template("sink").unwrap())
+            .chain_function(|pad, parent, buffer| {
+                RsStyle::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.sink_chain(buffer),
+                )
+                .inspect_err(|e| gst::log!(CAT, obj = pad, "chain: {e:?}"))
+            })
+            .event_function(|pad, parent, event| {
+                RsStyle::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_event(pad, event),
+                )
+            })
+            .query_function(|pad, parent, query| {
+                RsStyle::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_query(pad, query),
+                )
+            })
+            .activatemode_function(|_pad, parent, _mode, active| {
+                RsStyle::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::loggable_error!(CAT, "panic activating sink pad")),
+                    |imp| {
+                        if !active {
+                            imp.flushing.store(true, Ordering::SeqCst);
+                            imp.generation.bump();
+                        }
+                        Ok(())
+                    },
+                )
+            })
+            .flags(gst::PadFlags::PROXY_CAPS)
+            .build();
+        let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").unwrap())
+            .event_function(|pad, parent, event| {
+                RsStyle::catch_panic_pad_function(parent, || false, |imp| imp.src_event(pad, event))
+            })
+            .query_function(|pad, parent, query| {
+                RsStyle::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
+            })
+            .activatemode_function(|_pad, parent, _mode, active| {
+                RsStyle::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::loggable_error!(CAT, "panic activating src pad")),
+                    |imp| {
+                        if active {
+                            imp.flushing.store(false, Ordering::SeqCst);
+                            if !imp.start_task() {
+                                return Err(gst::loggable_error!(
+                                    CAT,
+                                    "cannot start the output task"
+                                ));
+                            }
+                        } else {
+                            imp.flushing.store(true, Ordering::SeqCst);
+                            imp.generation.bump();
+                            imp.clear_queue();
+                            let _ = imp.srcpad.stop_task();
+                        }
+                        Ok(())
+                    },
+                )
+            })
+            .flags(gst::PadFlags::PROXY_CAPS)
+            .build();
+        Self {
+            sinkpad,
+            srcpad,
+            settings: Mutex::new(Settings::default()),
+            state: Mutex::new(StreamState::default()),
+            queue: Mutex::new(None),
+            flushing: AtomicBool::new(true),
+            generation: Generation::default(),
+            last_flow: Mutex::new(Ok(gst::FlowSuccess::Ok)),
+            last_output: Mutex::new(None),
+            counters: Counters::default(),
+            reported_latency_ns: AtomicU64::new(0),
+            switch_serial: AtomicU64::new(0),
+        }
+    }
 }
 
 impl ObjectImpl for RsStyle {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
-                glib::ParamSpecString::builder("model")
-                    .nick("Model")
-                    .blurb("Path of the ONNX image-to-image model (fast style, CycleGAN, ...)")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("manifest")
-                    .nick("Manifest")
-                    .blurb(
-                        "Path of a JSON manifest describing the model (default: <model>.json beside the \
-                         model if present, else the manifest embedded in the model, else what the graph says)",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("device")
-                    .nick("Device")
-                    .blurb("Inference device: cpu, cuda, cuda:N, or auto (CUDA if usable, else CPU with a warning)")
-                    .default_value(Some(DEFAULT_DEVICE))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("threads")
-                    .nick("Threads")
-                    .blurb("CPU inference threads (0: one per core)")
-                    .maximum(1024)
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecDouble::builder("strength")
-                    .nick("Strength")
-                    .blurb("Blend of styled and original frame: 1 = fully styled, 0 = original")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(DEFAULT_STRENGTH)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("style")
-                    .nick("Style")
-                    .blurb("Style index for conditioned multi-style models (see 'rsstyle inspect MODEL')")
-                    .default_value(0)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder::<ValueRangeChoice>("value-range")
-                    .nick("Value range")
-                    .blurb("Pixel value range the model works in, overriding its manifest")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("size-multiple")
-                    .nick("Size multiple")
-                    .blurb(
-                        "Pad frames (by reflection) to a multiple of this size before inference, \
-                         overriding the manifest (0: from the manifest)",
-                    )
-                    .maximum(4096)
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-            ]
-        });
-        PROPERTIES.as_ref()
+        super::settings::properties()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut settings = self.settings.lock().unwrap();
-        match pspec.name() {
-            "model" => {
-                settings.model = value
-                    .get::<Option<String>>()
-                    .expect("type checked")
-                    .map(PathBuf::from)
+        if pspec.name() == "style" {
+            let style: u32 = value.get().expect("type checked");
+            let count = self
+                .state
+                .lock()
+                .unwrap()
+                .batcher
+                .as_ref()
+                .map_or(0, |b| b.manifest().style_count());
+            let conditioned = self
+                .state
+                .lock()
+                .unwrap()
+                .batcher
+                .as_ref()
+                .is_some_and(|b| b.manifest().conditioning.is_some());
+            if conditioned && style as usize >= count {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "style {style} is out of range (model has {count})"
+                );
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Settings,
+                    (
+                        "style {} is out of range: the model has {} styles; keeping the current one",
+                        style,
+                        count
+                    )
+                );
+                return;
             }
-            "manifest" => {
-                settings.manifest = value
-                    .get::<Option<String>>()
-                    .expect("type checked")
-                    .map(PathBuf::from)
+        }
+        let switch = {
+            let mut settings = self.settings.lock().unwrap();
+            let before = settings.model.clone();
+            settings.set(pspec.name(), value);
+            let running = self.state.lock().unwrap().batcher.clone();
+            if let Some(b) = &running {
+                b.configure(settings.batch_size as usize, settings.batch_timeout());
             }
-            "device" => {
-                settings.device = value
-                    .get::<Option<String>>()
-                    .expect("type checked")
-                    .unwrap_or_else(|| DEFAULT_DEVICE.to_string())
-            }
-            "threads" => settings.threads = value.get().expect("type checked"),
-            "strength" => settings.strength = value.get().expect("type checked"),
-            "style" => {
-                let style: u32 = value.get().expect("type checked");
-                let count = self.style_count.load(Ordering::Relaxed);
-                if count > 0 && style as usize >= count {
-                    gst::warning!(
-                        CAT,
-                        imp = self,
-                        "style {style} is out of range (model has {count}); keeping {}",
-                        settings.style
-                    );
-                    drop(settings);
-                    gst::element_imp_warning!(
-                        self,
-                        gst::LibraryError::Settings,
-                        (
-                            "style {} is out of range: the model has {} styles; keeping the current one",
-                            style,
-                            count
-                        )
-                    );
-                    return;
-                }
-                settings.style = style;
-            }
-            "value-range" => settings.value_range = value.get().expect("type checked"),
-            "size-multiple" => settings.size_multiple = value.get().expect("type checked"),
-            other => unreachable!("unknown property {other}"),
+            (pspec.name() == "model" && settings.model != before && running.is_some())
+                .then(|| settings.clone())
+        };
+        if let Some(settings) = switch {
+            self.switch_model(settings);
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = self.settings.lock().unwrap();
-        match pspec.name() {
-            "model" => settings
-                .model
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .to_value(),
-            "manifest" => settings
-                .manifest
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .to_value(),
-            "device" => settings.device.to_value(),
-            "threads" => settings.threads.to_value(),
-            "strength" => settings.strength.to_value(),
-            "style" => settings.style.to_value(),
-            "value-range" => settings.value_range.to_value(),
-            "size-multiple" => settings.size_multiple.to_value(),
-            other => unreachable!("unknown property {other}"),
+        if pspec.name() == "stats" {
+            return self.stats().to_value();
         }
+        self.settings.lock().unwrap().get(pspec.name())
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).unwrap();
+        obj.add_pad(&self.srcpad).unwrap();
     }
 }
 
@@ -264,7 +872,7 @@ impl ElementImpl for RsStyle {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(PixelFormat::ALL.map(video_format))
+                .format_list(PixelFormat::ALL.map(super::payload::video_format))
                 .build();
             vec![
                 gst::PadTemplate::new(
@@ -285,153 +893,21 @@ impl ElementImpl for RsStyle {
         });
         PAD_TEMPLATES.as_ref()
     }
-}
 
-fn video_format(f: PixelFormat) -> gst_video::VideoFormat {
-    match f {
-        PixelFormat::Rgb => gst_video::VideoFormat::Rgb,
-        PixelFormat::Bgr => gst_video::VideoFormat::Bgr,
-        PixelFormat::Rgba => gst_video::VideoFormat::Rgba,
-        PixelFormat::Bgra => gst_video::VideoFormat::Bgra,
-        PixelFormat::Rgbx => gst_video::VideoFormat::Rgbx,
-        PixelFormat::Bgrx => gst_video::VideoFormat::Bgrx,
-    }
-}
-
-fn pixel_format(f: gst_video::VideoFormat) -> Option<PixelFormat> {
-    PixelFormat::ALL.into_iter().find(|p| video_format(*p) == f)
-}
-
-impl RsStyle {
-    /// Loads the model and builds the engine from the current settings.
-    fn load(&self, settings: &Settings) -> Result<Stylizer, gst::ErrorMessage> {
-        let path = settings.model.clone().ok_or_else(|| {
-            gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("no model set: set the 'model' property to an ONNX file")
-            )
-        })?;
-        let device: Device = settings
-            .device
-            .parse()
-            .map_err(|e: String| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
-        let model = Model::load(&path, settings.manifest.as_deref(), &settings.overrides())
-            .map_err(|e| {
-                let kind = match e {
-                    crate::model::ModelError::Missing { .. } => gst::ResourceError::NotFound,
-                    crate::model::ModelError::Unreadable { .. } => gst::ResourceError::OpenRead,
-                    _ => gst::ResourceError::Failed,
-                };
-                gst::error_msg!(kind, ("{}", e))
-            })?;
-        let params = StyleParams {
-            style: settings.style as usize,
-            ..Default::default()
-        };
-        Stylizer::check_params(&model.manifest, &params).map_err(|e| {
-            gst::error_msg!(gst::LibraryError::Settings, ("{}: {}", path.display(), e))
-        })?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "model {} ({})",
-            path.display(),
-            model.sources.join(" + ")
-        );
-        gst::debug!(CAT, imp = self, "manifest:\n{}", model.manifest.describe());
-
-        let options = EngineOptions {
-            device,
-            threads: settings.threads as usize,
-        };
-        let (engine, notes) = OrtEngine::load(&model, &options).map_err(|e| {
-            let kind = match e {
-                crate::engine::EngineError::Device(_) => gst::LibraryError::Settings,
-                _ => gst::LibraryError::Init,
-            };
-            gst::error_msg!(kind, ("{}", e))
-        })?;
-        for warning in notes.warnings {
-            gst::warning!(CAT, imp = self, "{warning}");
-            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", warning));
-        }
-        gst::info!(
-            CAT,
-            imp = self,
-            "running on {}",
-            engine.device_description()
-        );
-        self.style_count
-            .store(model.manifest.style_count(), Ordering::Relaxed);
-        Ok(Stylizer::new(Box::new(engine)))
-    }
-}
-
-impl BaseTransformImpl for RsStyle {
-    const MODE: BaseTransformMode = BaseTransformMode::NeverInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
-
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
-        let stylizer = self.load(&settings)?;
-        *self.stylizer.lock().unwrap() = Some(stylizer);
-        Ok(())
-    }
-
-    fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *self.stylizer.lock().unwrap() = None;
-        self.style_count.store(0, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-impl VideoFilterImpl for RsStyle {
-    fn transform_frame(
+    fn change_state(
         &self,
-        inframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
-        outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let params = {
-            let s = self.settings.lock().unwrap();
-            StyleParams {
-                style: s.style as usize,
-                blend: Blend {
-                    strength: s.strength as f32,
-                    preserve_color: false,
-                },
-                ..Default::default()
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::ReadyToPaused {
+            if let Err(e) = self.start() {
+                self.post_error_message(e);
+                return Err(gst::StateChangeError);
             }
-        };
-        let format = pixel_format(inframe.format()).ok_or(gst::FlowError::NotNegotiated)?;
-        let input = FrameRef {
-            data: inframe.plane_data(0).map_err(|_| gst::FlowError::Error)?,
-            width: inframe.width() as usize,
-            height: inframe.height() as usize,
-            stride: inframe.plane_stride()[0] as usize,
-            format,
-        };
-        let (width, height, stride) = (
-            outframe.width() as usize,
-            outframe.height() as usize,
-            outframe.plane_stride()[0] as usize,
-        );
-        let output = FrameMut {
-            data: outframe
-                .plane_data_mut(0)
-                .map_err(|_| gst::FlowError::Error)?,
-            width,
-            height,
-            stride,
-            format,
-        };
-
-        let mut guard = self.stylizer.lock().unwrap();
-        let stylizer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        stylizer.process(input, output, &params).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
-            gst::FlowError::Error
-        })?;
-        Ok(gst::FlowSuccess::Ok)
+        }
+        let result = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::PausedToReady {
+            self.stop();
+        }
+        Ok(result)
     }
 }

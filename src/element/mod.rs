@@ -1,17 +1,18 @@
 //! The `rsstyle` GStreamer element: raw RGB-family video in, styled video of the same format
-//! and size out.
+//! and size out, inferred off the streaming thread in batches.
 
 use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod payload;
+mod settings;
 
-pub use imp::ValueRangeChoice;
+pub use settings::ValueRangeChoice;
 
 glib::wrapper! {
     /// The `rsstyle` element.
-    pub struct RsStyle(ObjectSubclass<imp::RsStyle>)
-        @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
+    pub struct RsStyle(ObjectSubclass<imp::RsStyle>) @extends gst::Element, gst::Object;
 }
 
 /// Registers the element with `plugin` (or statically, with `None`).

@@ -62,3 +62,56 @@ pub trait Engine: Send {
         output: &mut Vec<f32>,
     ) -> Result<[usize; 4], EngineError>;
 }
+
+pub use onnxruntime::LoadNotes;
+
+use std::path::Path;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use crate::model::{ManifestPatch, Model, ModelError};
+
+/// Builds an engine for a model name claimed by a registered prefix.
+pub type EngineFactory = Arc<
+    dyn Fn(&str, &EngineOptions) -> Result<(Box<dyn Engine>, LoadNotes), OpenError> + Send + Sync,
+>;
+
+static FACTORIES: LazyLock<Mutex<Vec<(String, EngineFactory)>>> = LazyLock::new(Default::default);
+
+/// Lets model names starting with `prefix` (e.g. `"myengine:"`) be opened by `factory`, which
+/// receives the rest of the name. Applications embedding rsstyle use this to add engines.
+pub fn register_engine(prefix: &str, factory: EngineFactory) {
+    let mut factories = FACTORIES.lock().unwrap();
+    factories.retain(|(p, _)| p != prefix);
+    factories.push((prefix.to_string(), factory));
+}
+
+/// Why a model could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Opens `model` — an ONNX file, or a name claimed by a registered engine — on the device in
+/// `options`, with the sidecar manifest and overrides applied to ONNX models.
+pub fn open(
+    model: &str,
+    sidecar: Option<&Path>,
+    overrides: &ManifestPatch,
+    options: &EngineOptions,
+) -> Result<(Box<dyn Engine>, LoadNotes), OpenError> {
+    let claimed = FACTORIES
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(prefix, _)| model.starts_with(prefix.as_str()))
+        .map(|(prefix, f)| (prefix.len(), f.clone()));
+    if let Some((skip, factory)) = claimed {
+        return factory(&model[skip..], options);
+    }
+    let model = Model::load(Path::new(model), sidecar, overrides)?;
+    let (engine, notes) = OrtEngine::load(&model, options)?;
+    Ok((Box::new(engine), notes))
+}
