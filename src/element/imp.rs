@@ -269,9 +269,7 @@ impl RsStyle {
             return Err(gst::FlowError::Flushing);
         }
         let last = *self.last_flow.lock().unwrap();
-        if let Err(e) = last {
-            return Err(e);
-        }
+        last?;
         self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
         let settings = self.settings();
 
@@ -290,8 +288,9 @@ impl RsStyle {
         }
         let index = state.frame_index;
         state.frame_index += 1;
-        let reuse =
-            settings.infer_every > 1 && index % settings.infer_every as u64 != 0 && state.inferred;
+        let reuse = settings.infer_every > 1
+            && !index.is_multiple_of(settings.infer_every as u64)
+            && state.inferred;
         let item = if reuse {
             Item::Reuse(buffer)
         } else {
@@ -898,11 +897,11 @@ impl ElementImpl for RsStyle {
         &self,
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        if transition == gst::StateChange::ReadyToPaused {
-            if let Err(e) = self.start() {
-                self.post_error_message(e);
-                return Err(gst::StateChangeError);
-            }
+        if transition == gst::StateChange::ReadyToPaused
+            && let Err(e) = self.start()
+        {
+            self.post_error_message(e);
+            return Err(gst::StateChangeError);
         }
         let result = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToReady {
