@@ -491,3 +491,110 @@ pub fn decode_summary(path: &Path) -> (usize, gst::ClockTime, f64) {
     pipeline.set_state(gst::State::Null).unwrap();
     (frames, end, first_mean.expect("at least one frame"))
 }
+
+/// A test engine: wraps a real ONNX model, sleeps `delay_ms` per batch, and records batch
+/// shapes. Opened as `model=test:NAME` after [`test_engine`] registered NAME.
+pub struct TestControl {
+    pub delay_ms: std::sync::atomic::AtomicU64,
+    pub shapes: std::sync::Mutex<Vec<[usize; 4]>>,
+    model: PathBuf,
+}
+
+impl TestControl {
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        self.shapes.lock().unwrap().iter().map(|s| s[0]).collect()
+    }
+}
+
+struct TestEngine {
+    inner: Box<dyn gstrsstyle::engine::Engine>,
+    control: std::sync::Arc<TestControl>,
+}
+
+impl gstrsstyle::engine::Engine for TestEngine {
+    fn manifest(&self) -> &gstrsstyle::model::Manifest {
+        self.inner.manifest()
+    }
+    fn device_description(&self) -> &str {
+        "test engine"
+    }
+    fn infer(
+        &mut self,
+        input: &[f32],
+        shape: [usize; 4],
+        conditioning: Option<&[f32]>,
+        output: &mut Vec<f32>,
+    ) -> Result<[usize; 4], gstrsstyle::engine::EngineError> {
+        let delay = self
+            .control
+            .delay_ms
+            .load(std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        self.control.shapes.lock().unwrap().push(shape);
+        self.inner.infer(input, shape, conditioning, output)
+    }
+}
+
+type Controls = std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<TestControl>>>;
+static CONTROLS: std::sync::LazyLock<Controls> = std::sync::LazyLock::new(Default::default);
+
+/// Registers a test engine named `name` around `model`; use `model=test:NAME`.
+pub fn test_engine(name: &str, model: &Path, delay_ms: u64) -> std::sync::Arc<TestControl> {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        gstrsstyle::engine::register_engine(
+            "test:",
+            std::sync::Arc::new(|name: &str, options: &gstrsstyle::engine::EngineOptions| {
+                let control = CONTROLS
+                    .lock()
+                    .unwrap()
+                    .get(name)
+                    .cloned()
+                    .expect("registered test engine");
+                let path = control.model.display().to_string();
+                let (inner, notes) =
+                    gstrsstyle::engine::open(&path, None, &Default::default(), options)?;
+                Ok((
+                    Box::new(TestEngine { inner, control }) as Box<dyn gstrsstyle::engine::Engine>,
+                    notes,
+                ))
+            }),
+        );
+    });
+    let control = std::sync::Arc::new(TestControl {
+        delay_ms: delay_ms.into(),
+        shapes: Default::default(),
+        model: model.to_path_buf(),
+    });
+    CONTROLS
+        .lock()
+        .unwrap()
+        .insert(name.to_string(), control.clone());
+    control
+}
+
+/// A buffer holding `pixels` packed as RGB with default stride, at `pts` for 40 ms.
+pub fn rgb_buffer(pixels: &[[u8; 3]], width: usize, height: usize, pts_ms: u64) -> gst::Buffer {
+    let stride = default_stride(PixelFormat::Rgb, width);
+    let mut buf =
+        gst::Buffer::from_mut_slice(pack(pixels, width, height, PixelFormat::Rgb, stride, 0));
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_mseconds(pts_ms));
+        b.set_duration(gst::ClockTime::from_mseconds(40));
+    }
+    buf
+}
+
+/// RGB pixels of a buffer with default stride.
+pub fn rgb_pixels(buf: &gst::Buffer, width: usize, height: usize) -> Vec<[u8; 3]> {
+    let map = buf.map_readable().unwrap();
+    unpack(
+        &map,
+        width,
+        height,
+        PixelFormat::Rgb,
+        default_stride(PixelFormat::Rgb, width),
+    )
+    .0
+}
