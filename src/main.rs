@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod app;
+
 use clap::{Parser, Subcommand};
 use gstrsstyle::model::{ManifestPatch, Model};
 
@@ -19,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Measure the element's throughput and latency against bare inference on a model.
+    Bench(app::bench::BenchArgs),
     /// Print what a model expects and returns (its manifest).
     Inspect {
         /// The ONNX model.
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
             manifest,
             json,
         } => inspect(&model, manifest.as_deref(), json),
+        Command::Bench(args) => app::bench::run(&args).map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

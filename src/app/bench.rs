@@ -1,0 +1,266 @@
+//! `rsstyle bench`: throughput and per-frame latency of the element against bare engine
+//! inference on the same model, per frame size and batch size.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use gst::prelude::*;
+use gstrsstyle::engine::{self, Device, EngineOptions};
+use gstrsstyle::model::ManifestPatch;
+use gstrsstyle::stylizer::{StyleParams, geometry_for, tensor_shape};
+use serde::Serialize;
+
+/// Options of `rsstyle bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The ONNX model.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Frame sizes, WIDTHxHEIGHT, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "256x256,640x480")]
+    pub size: Vec<String>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub batch: Vec<usize>,
+    /// Frames through the element per configuration.
+    #[arg(long, default_value_t = 40)]
+    pub frames: usize,
+    /// CPU inference threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Inference device: cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One row of the result.
+#[derive(Debug, Serialize)]
+pub struct BenchRow {
+    pub width: usize,
+    pub height: usize,
+    pub batch: usize,
+    /// Element throughput with upstream as fast as it can, frames/s (after warm-up).
+    pub element_fps: f64,
+    /// Bare engine inference of one batch, median (ms).
+    pub inference_ms_per_batch: f64,
+    /// Bare engine throughput, frames/s.
+    pub inference_fps: f64,
+    /// Per-frame time inside the element (sink pad to source pad) with frames paced at under
+    /// half the element's capacity, so no frame waits behind another (ms; batch 1 only).
+    pub paced_latency_ms_p50: Option<f64>,
+    pub paced_latency_ms_p99: Option<f64>,
+}
+
+/// Throughput and per-frame latencies of one element run.
+struct Timing {
+    fps: f64,
+    latencies_ms: Vec<f64>,
+}
+
+fn parse_size(s: &str) -> Result<(usize, usize)> {
+    let (w, h) = s
+        .split_once('x')
+        .with_context(|| format!("size '{s}' is not WIDTHxHEIGHT"))?;
+    Ok((w.parse().context("width")?, h.parse().context("height")?))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let rank = (p * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// Median time of one bare `engine.infer` call on a batch of `batch` frames.
+fn bare_inference_ms(args: &BenchArgs, width: usize, height: usize, batch: usize) -> Result<f64> {
+    let options = EngineOptions {
+        device: args.device.parse::<Device>().map_err(anyhow::Error::msg)?,
+        threads: args.threads,
+    };
+    let (mut engine, _) = engine::open(
+        &args.model.display().to_string(),
+        None,
+        &ManifestPatch::default(),
+        &options,
+    )?;
+    let manifest = engine.manifest().clone();
+    let geometry = geometry_for(&manifest, width, height, &StyleParams::default());
+    let shape = tensor_shape(manifest.layout, &geometry, batch);
+    let (lo, hi) = manifest.input_range.bounds();
+    let input: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|i| lo + (hi - lo) * ((i * 7919) % 256) as f32 / 255.0)
+        .collect();
+    let conditioning = manifest.conditioning.as_ref().map(|c| {
+        let mut v = vec![0.0; c.length * batch];
+        for b in 0..batch {
+            v[b * c.length] = 1.0;
+        }
+        v
+    });
+    let mut output = Vec::new();
+    let runs = (args.frames / batch).clamp(3, 20);
+    let mut times = Vec::new();
+    for i in 0..runs + 2 {
+        let t = Instant::now();
+        engine.infer(&input, shape, conditioning.as_deref(), &mut output)?;
+        if i >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(median(&mut times))
+}
+
+/// Runs `frames` frames through `videotestsrc ! rsstyle ! fakesink` and times them: as fast
+/// as possible, or as a live source at `paced_fps`.
+fn element_run(
+    args: &BenchArgs,
+    width: usize,
+    height: usize,
+    batch: usize,
+    paced_fps: Option<u32>,
+) -> Result<Timing> {
+    let (live, rate) = match paced_fps {
+        Some(fps) => (true, fps),
+        None => (false, 30),
+    };
+    let description = format!(
+        "videotestsrc is-live={live} num-buffers={} pattern=smpte \
+         ! video/x-raw,format=RGBx,width={width},height={height},framerate={rate}/1 \
+         ! rsstyle name=style batch-size={batch} threads={} device={} qos=false ! fakesink sync=false",
+        args.frames, args.threads, args.device
+    );
+    let pipeline = gst::parse::launch(&description)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+    let style = pipeline.by_name("style").context("rsstyle element")?;
+    style.set_property("model", args.model.display().to_string());
+
+    let entered: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let left: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::default();
+    let sink = style.static_pad("sink").unwrap();
+    let src = style.static_pad("src").unwrap();
+    {
+        let entered = entered.clone();
+        sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                entered
+                    .lock()
+                    .unwrap()
+                    .insert(pts.nseconds(), Instant::now());
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    {
+        let (entered, left) = (entered.clone(), left.clone());
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let now = Instant::now();
+            if let Some(start) = info
+                .buffer()
+                .and_then(|b| b.pts())
+                .and_then(|pts| entered.lock().unwrap().remove(&pts.nseconds()))
+            {
+                left.lock()
+                    .unwrap()
+                    .push((now, (now - start).as_secs_f64() * 1e3));
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    pipeline.set_state(gst::State::Playing)?;
+    let bus = pipeline.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(3600),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .context("no end of stream")?;
+    pipeline.set_state(gst::State::Null)?;
+    if let gst::MessageView::Error(e) = msg.view() {
+        bail!("{}", e.error());
+    }
+    let left = left.lock().unwrap();
+    let warmup = (2 * batch).min(left.len().saturating_sub(2));
+    if left.len() < warmup + 2 {
+        bail!("too few frames ({}) to time", left.len());
+    }
+    let timed = &left[warmup..];
+    let span: Duration = timed.last().unwrap().0 - timed[0].0;
+    Ok(Timing {
+        fps: (timed.len() - 1) as f64 / span.as_secs_f64(),
+        latencies_ms: timed.iter().map(|(_, ms)| *ms).collect(),
+    })
+}
+
+/// Runs every configuration and prints the table (or JSON).
+pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
+    gst::init()?;
+    gstrsstyle::element::register(None)?;
+    let mut rows = Vec::new();
+    for size in &args.size {
+        let (width, height) = parse_size(size)?;
+        for &batch in &args.batch {
+            let inference = bare_inference_ms(args, width, height, batch)?;
+            let throughput = element_run(args, width, height, batch, None)?;
+            let (mut p50, mut p99) = (None, None);
+            if batch == 1 {
+                let fps = ((500.0 / inference) as u32).clamp(1, 500);
+                let mut paced = element_run(args, width, height, 1, Some(fps))?.latencies_ms;
+                p50 = Some(median(&mut paced));
+                p99 = Some(percentile(&mut paced, 0.99));
+            }
+            rows.push(BenchRow {
+                width,
+                height,
+                batch,
+                element_fps: throughput.fps,
+                inference_ms_per_batch: inference,
+                inference_fps: batch as f64 * 1e3 / inference,
+                paced_latency_ms_p50: p50,
+                paced_latency_ms_p99: p99,
+            });
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:>9} {:>5} {:>11} {:>9} {:>6} {:>15} {:>12} {:>12} {:>10}",
+            "size",
+            "batch",
+            "element fps",
+            "bare fps",
+            "ratio",
+            "inference/batch",
+            "latency p50",
+            "latency p99",
+            "added p50"
+        );
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
+        for r in &rows {
+            println!(
+                "{:>9} {:>5} {:>11.2} {:>9.2} {:>6.3} {:>12.2} ms {:>12} {:>12} {:>10}",
+                format!("{}x{}", r.width, r.height),
+                r.batch,
+                r.element_fps,
+                r.inference_fps,
+                r.element_fps / r.inference_fps,
+                r.inference_ms_per_batch,
+                ms(r.paced_latency_ms_p50),
+                ms(r.paced_latency_ms_p99),
+                ms(r.paced_latency_ms_p50.map(|p| p - r.inference_ms_per_batch)),
+            );
+        }
+    }
+    Ok(rows)
+}

@@ -1,0 +1,3 @@
+//! The `rsstyle` command-line tool's subcommands.
+
+pub mod bench;
