@@ -142,3 +142,19 @@ fn conditioned_model_matches_onnxruntime() {
         Some((2, 4)),
     );
 }
+
+#[test]
+fn the_project_local_onnx_runtime_is_found_with_its_version() {
+    if std::env::var_os("ORT_DYLIB_PATH").is_some() {
+        return; // an explicit library takes precedence; nothing to check about discovery
+    }
+    let runtime = gstrsstyle::engine::ort_library().unwrap();
+    assert!(
+        runtime
+            .path
+            .ends_with(".deps/onnxruntime/libonnxruntime.so.1.30.0"),
+        "{}",
+        runtime.path.display()
+    );
+    assert_eq!(runtime.version, "1.30.0");
+}

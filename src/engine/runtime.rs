@@ -81,7 +81,8 @@ fn load() -> Result<RuntimeInfo, String> {
                 let environment = builder.with_name("rsstyle").build().map_err(|e| {
                     format!("ONNX Runtime at '{}' failed to start: {e}", path.display())
                 })?;
-                let version = ort_version();
+                let version =
+                    library_version(path).unwrap_or_else(|| "of unknown version".to_string());
                 return Ok(RuntimeInfo {
                     path: path.clone(),
                     version,
@@ -123,13 +124,25 @@ fn describe_load_error(e: ort::LoadDynamicError) -> String {
     }
 }
 
-fn ort_version() -> String {
-    let build = ort::info();
-    // "ORT Build Info: git-branch=rel-1.30.0, ..."
-    build
-        .split("git-branch=rel-")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or("unknown")
-        .to_string()
+/// The version the ONNX Runtime library at `path` reports (`OrtGetApiBase()->GetVersionString()`).
+fn library_version(path: &Path) -> Option<String> {
+    // SAFETY: ort has just loaded `path` as ONNX Runtime and checked that it exports
+    // `OrtGetApiBase`; opening it again only bumps its reference count. The version string is
+    // a static NUL-terminated string owned by the library, which stays loaded.
+    unsafe {
+        let lib = libloading::Library::new(path).ok()?;
+        let get_api_base: libloading::Symbol<
+            unsafe extern "C" fn() -> *const ort::sys::OrtApiBase,
+        > = lib.get(b"OrtGetApiBase").ok()?;
+        let base = get_api_base();
+        if base.is_null() {
+            return None;
+        }
+        let version = ((*base).GetVersionString)();
+        (!version.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(version)
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
 }
