@@ -519,3 +519,73 @@ fn a_slow_engine_on_a_live_source_drops_late_frames() {
         "a 100 ms engine on a 30 fps live source dropped nothing"
     );
 }
+
+#[test]
+fn serialized_events_keep_their_place_between_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    // A slow engine keeps frames in flight while the events behind them arrive.
+    let _control = test_engine("events", &invert(dir.path(), "0..255"), 50);
+    let (mut h, _bus) = start(&[("model", "test:events".to_value())], W, H);
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    {
+        let seen = seen.clone();
+        h.element().unwrap().static_pad("src").unwrap().add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                let entry = match &info.data {
+                    Some(gst::PadProbeData::Buffer(b)) => format!(
+                        "buffer {}{}",
+                        b.pts().unwrap().mseconds(),
+                        if b.flags().contains(gst::BufferFlags::DISCONT) {
+                            " discont"
+                        } else {
+                            ""
+                        }
+                    ),
+                    Some(gst::PadProbeData::Event(e)) => match e.view() {
+                        gst::EventView::CustomDownstream(c) => {
+                            format!("custom {}", c.structure().unwrap().name())
+                        }
+                        _ => format!("{:?}", e.type_()),
+                    },
+                    _ => String::new(),
+                };
+                seen.lock().unwrap().push(entry);
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+    h.push(rgb_buffer(&frame(0), W, H, 0)).unwrap();
+    let custom = gst::event::CustomDownstream::new(gst::Structure::new_empty("marker"));
+    assert!(h.push_event(custom));
+    let mut second = rgb_buffer(&frame(1), W, H, 40);
+    second
+        .get_mut()
+        .unwrap()
+        .set_flags(gst::BufferFlags::DISCONT);
+    h.push(second).unwrap();
+    assert!(h.push_event(gst::event::Gap::builder(gst::ClockTime::from_mseconds(80)).build()));
+    h.push(rgb_buffer(&frame(2), W, H, 120)).unwrap();
+    assert!(h.push_event(gst::event::Eos::new()));
+    for _ in 0..3 {
+        h.pull().unwrap();
+    }
+    while h.pull_event().unwrap().type_() != gst::EventType::Eos {}
+    let seen = seen.lock().unwrap();
+    let from_first: Vec<&str> = seen
+        .iter()
+        .map(String::as_str)
+        .skip_while(|s| *s != "buffer 0")
+        .collect();
+    assert_eq!(
+        from_first,
+        [
+            "buffer 0",
+            "custom marker",
+            "buffer 40 discont",
+            "Gap",
+            "buffer 120",
+            "Eos"
+        ]
+    );
+}

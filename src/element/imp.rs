@@ -175,7 +175,7 @@ impl RsStyle {
         gst::info!(
             CAT,
             imp = self,
-            "model {model} on {}{}",
+            "model {model}, running on {}{}",
             batcher.device_description(),
             if shared { " (shared engine)" } else { "" }
         );
@@ -271,7 +271,7 @@ impl RsStyle {
         let last = *self.last_flow.lock().unwrap();
         last?;
         self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
-        let settings = self.settings();
+        let settings = self.settings.lock().unwrap().frame_settings();
 
         let mut state = self.state.lock().unwrap();
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
@@ -301,7 +301,7 @@ impl RsStyle {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
                 gst::FlowError::Error
             })?;
-            Item::Frame(batcher.submit(payload, settings.style_params(), &self.generation))
+            Item::Frame(batcher.submit(payload, settings.params, &self.generation))
         };
         self.enqueue(item)?;
         *self.last_flow.lock().unwrap()

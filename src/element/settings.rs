@@ -87,6 +87,15 @@ impl Default for Settings {
     }
 }
 
+/// The per-frame part of [`Settings`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FrameSettings {
+    pub qos: bool,
+    pub leaky: bool,
+    pub infer_every: u32,
+    pub params: StyleParams,
+}
+
 pub(super) fn properties() -> &'static [glib::ParamSpec] {
     static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
         let d = Settings::default();
@@ -297,6 +306,16 @@ impl Settings {
                 strength: self.strength as f32,
                 preserve_color: self.preserve_color,
             },
+        }
+    }
+
+    /// What the streaming thread needs per frame, copied without allocating.
+    pub fn frame_settings(&self) -> FrameSettings {
+        FrameSettings {
+            qos: self.qos,
+            leaky: self.leaky,
+            infer_every: self.infer_every,
+            params: self.style_params(),
         }
     }
 

@@ -87,7 +87,12 @@ pub fn frame_to_tensor(
                 let row = &frame.data[sy * frame.stride..];
                 let base = ty * geometry.tensor_width;
                 for tx in 0..geometry.tensor_width {
-                    let px = &row[geometry.source_col(tx) * bpp..];
+                    let sx = if tx < frame.width {
+                        tx
+                    } else {
+                        geometry.source_col(tx)
+                    };
+                    let px = &row[sx * bpp..];
                     let i = base + tx;
                     for &(start, step, off) in &planes {
                         tensor[start + i * step] = lut[px[off] as usize];
@@ -145,6 +150,14 @@ fn luma(rgb: [f32; 3]) -> f32 {
     0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 }
 
+/// Rounds a pixel value to the nearest byte (halves up), clamping to 0..=255; NaN gives 0.
+#[inline(always)]
+fn to_byte(v: f32) -> u8 {
+    // `as` truncates towards zero and saturates; adding 0.5 after clamping rounds halves up
+    // without a call to `roundf`.
+    (v.clamp(0.0, 255.0) + 0.5) as u8
+}
+
 /// Writes the model output `tensor` (one image) into `out`, combined with `input` as `blend`
 /// says. Alpha / padding bytes come from `input`.
 pub fn tensor_to_frame(
@@ -157,7 +170,9 @@ pub fn tensor_to_frame(
 ) {
     debug_assert_eq!(tensor.len(), 3 * geometry.tensor_pixels());
     let (lo, hi) = format.range.bounds();
-    let to_u8 = 255.0 / (hi - lo);
+    // pixel = value · scale + offset
+    let scale = 255.0 / (hi - lo);
+    let offset = -lo * scale;
     let strength = blend.strength.clamp(0.0, 1.0);
     let keep = 1.0 - strength;
     let pixels = geometry.tensor_pixels();
@@ -171,11 +186,13 @@ pub fn tensor_to_frame(
             .expect("a permutation");
         format.channel_index(c, pixels)
     });
-    let sample = |i: usize, plane: &(usize, usize)| (tensor[plane.0 + i * plane.1] - lo) * to_u8;
+    let sample = |i: usize, rgb: usize| tensor[planes[rgb].0 + i * planes[rgb].1] * scale + offset;
+    let plain = strength == 1.0 && !blend.preserve_color;
+    let tw = geometry.tensor_width;
 
     for y in 0..out.height {
-        let in_row = &input.data[y * input.stride..];
-        let out_row = &mut out.data[y * out.stride..];
+        let in_row = &input.data[y * input.stride..][..out.width * bpp];
+        let out_row = &mut out.data[y * out.stride..][..out.width * bpp];
         let tap_y = match geometry.resample {
             Resample::Pad => None,
             Resample::Bilinear => Some(geometry::bilinear_tap(
@@ -184,38 +201,40 @@ pub fn tensor_to_frame(
                 geometry.tensor_height,
             )),
         };
-        for x in 0..out.width {
-            let px = x * bpp;
-            let mut styled: [f32; 3] = std::array::from_fn(|rgb| {
-                let plane = &planes[rgb];
-                match tap_y {
-                    None => sample(y * geometry.tensor_width + x, plane),
-                    Some((y0, y1, fy)) => {
-                        let (x0, x1, fx) =
-                            geometry::bilinear_tap(x, out.width, geometry.tensor_width);
-                        let w = geometry.tensor_width;
+        for (x, (in_px, out_px)) in in_row
+            .chunks_exact(bpp)
+            .zip(out_row.chunks_exact_mut(bpp))
+            .enumerate()
+        {
+            let mut styled: [f32; 3] = match tap_y {
+                None => std::array::from_fn(|rgb| sample(y * tw + x, rgb)),
+                Some((y0, y1, fy)) => {
+                    let (x0, x1, fx) = geometry::bilinear_tap(x, out.width, tw);
+                    std::array::from_fn(|rgb| {
                         geometry::lerp2(
-                            sample(y0 * w + x0, plane),
-                            sample(y0 * w + x1, plane),
-                            sample(y1 * w + x0, plane),
-                            sample(y1 * w + x1, plane),
+                            sample(y0 * tw + x0, rgb),
+                            sample(y0 * tw + x1, rgb),
+                            sample(y1 * tw + x0, rgb),
+                            sample(y1 * tw + x1, rgb),
                             fx,
                             fy,
                         )
-                    }
+                    })
                 }
-            });
-            let original: [f32; 3] = std::array::from_fn(|rgb| in_row[px + offsets[rgb]] as f32);
-            if blend.preserve_color {
-                let shift = luma(styled) - luma(original);
-                styled = original.map(|v| v + shift);
+            };
+            if !plain {
+                let original: [f32; 3] = std::array::from_fn(|rgb| in_px[offsets[rgb]] as f32);
+                if blend.preserve_color {
+                    let shift = luma(styled) - luma(original);
+                    styled = original.map(|v| v + shift);
+                }
+                styled = std::array::from_fn(|rgb| strength * styled[rgb] + keep * original[rgb]);
             }
             for rgb in 0..3 {
-                let v = strength * styled[rgb] + keep * original[rgb];
-                out_row[px + offsets[rgb]] = v.round().clamp(0.0, 255.0) as u8;
+                out_px[offsets[rgb]] = to_byte(styled[rgb]);
             }
             if let Some(a) = alpha {
-                out_row[px + a] = in_row[px + a];
+                out_px[a] = in_px[a];
             }
         }
     }
