@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use gst::prelude::*;
 use gstrsstyle::engine::{self, Device, EngineOptions};
+use gstrsstyle::frame::{FrameRef, PixelFormat, TensorFormat, frame_to_tensor};
 use gstrsstyle::model::ManifestPatch;
 use gstrsstyle::stylizer::{StyleParams, geometry_for, tensor_shape};
 use serde::Serialize;
@@ -34,6 +35,10 @@ pub struct BenchArgs {
     /// Inference device: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Repetitions of each measurement (element and bare inference alternate); medians are
+    /// reported.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -96,10 +101,24 @@ fn bare_inference_ms(args: &BenchArgs, width: usize, height: usize, batch: usize
     let manifest = engine.manifest().clone();
     let geometry = geometry_for(&manifest, width, height, &StyleParams::default());
     let shape = tensor_shape(manifest.layout, &geometry, batch);
-    let (lo, hi) = manifest.input_range.bounds();
-    let input: Vec<f32> = (0..shape.iter().product::<usize>())
-        .map(|i| lo + (hi - lo) * ((i * 7919) % 256) as f32 / 255.0)
-        .collect();
+    // The same picture the element gets, so that timing does not depend on different data.
+    let frame = test_frame(width, height)?;
+    let format = TensorFormat {
+        layout: manifest.layout,
+        channel_order: manifest.channel_order,
+        range: manifest.input_range,
+    };
+    let mut input = vec![0.0; shape.iter().product::<usize>()];
+    for image in input.chunks_exact_mut(3 * geometry.tensor_pixels()) {
+        let view = FrameRef {
+            data: &frame,
+            width,
+            height,
+            stride: width * 4,
+            format: PixelFormat::Rgbx,
+        };
+        frame_to_tensor(&view, &geometry, &format, image);
+    }
     let conditioning = manifest.conditioning.as_ref().map(|c| {
         let mut v = vec![0.0; c.length * batch];
         for b in 0..batch {
@@ -108,7 +127,7 @@ fn bare_inference_ms(args: &BenchArgs, width: usize, height: usize, batch: usize
         v
     });
     let mut output = Vec::new();
-    let runs = (args.frames / batch).clamp(3, 20);
+    let runs = (args.frames / batch).clamp(8, 40);
     let mut times = Vec::new();
     for i in 0..runs + 2 {
         let t = Instant::now();
@@ -118,6 +137,28 @@ fn bare_inference_ms(args: &BenchArgs, width: usize, height: usize, batch: usize
         }
     }
     Ok(median(&mut times))
+}
+
+/// One `videotestsrc pattern=smpte` frame as tightly packed RGBx.
+fn test_frame(width: usize, height: usize) -> Result<Vec<u8>> {
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1 pattern=smpte ! video/x-raw,format=RGBx,width={width},height={height} \
+         ! appsink name=sink"
+    ))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .context("appsink")?;
+    pipeline.set_state(gst::State::Playing)?;
+    let sample = sink
+        .pull_sample()
+        .map_err(|_| anyhow::anyhow!("no test frame"))?;
+    pipeline.set_state(gst::State::Null)?;
+    let map = sample.buffer().context("empty sample")?.map_readable()?;
+    // RGBx rows are 4-byte aligned already: the buffer is tightly packed.
+    Ok(map.as_slice()[..width * height * 4].to_vec())
 }
 
 /// Runs `frames` frames through `videotestsrc ! rsstyle ! fakesink` and times them: as fast
@@ -210,20 +251,30 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
     for size in &args.size {
         let (width, height) = parse_size(size)?;
         for &batch in &args.batch {
-            let inference = bare_inference_ms(args, width, height, batch)?;
-            let throughput = element_run(args, width, height, batch, None)?;
-            let (mut p50, mut p99) = (None, None);
-            if batch == 1 {
-                let fps = ((500.0 / inference) as u32).clamp(1, 500);
-                let mut paced = element_run(args, width, height, 1, Some(fps))?.latencies_ms;
-                p50 = Some(median(&mut paced));
-                p99 = Some(percentile(&mut paced, 0.99));
+            let (mut inference, mut fps, mut p50s, mut p99s) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..args.reps.max(1) {
+                let bare = bare_inference_ms(args, width, height, batch)?;
+                inference.push(bare);
+                fps.push(element_run(args, width, height, batch, None)?.fps);
+                if batch == 1 {
+                    let rate = ((500.0 / bare) as u32).clamp(1, 500);
+                    let mut paced = element_run(args, width, height, 1, Some(rate))?.latencies_ms;
+                    p50s.push(median(&mut paced));
+                    p99s.push(percentile(&mut paced, 0.99));
+                }
             }
+            let inference = median(&mut inference);
+            let (p50, p99) = if batch == 1 {
+                (Some(median(&mut p50s)), Some(median(&mut p99s)))
+            } else {
+                (None, None)
+            };
             rows.push(BenchRow {
                 width,
                 height,
                 batch,
-                element_fps: throughput.fps,
+                element_fps: median(&mut fps),
                 inference_ms_per_batch: inference,
                 inference_fps: batch as f64 * 1e3 / inference,
                 paced_latency_ms_p50: p50,

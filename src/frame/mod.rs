@@ -81,6 +81,34 @@ pub fn frame_to_tensor(
     });
 
     match geometry.resample {
+        Resample::Pad if format.layout == Layout::Nchw => {
+            let tw = geometry.tensor_width;
+            let (p0, rest) = tensor.split_at_mut(pixels);
+            let (p1, p2) = rest.split_at_mut(pixels);
+            // Model channel c reads frame byte `src[c]` of each pixel.
+            let src: [usize; 3] = std::array::from_fn(|c| planes[c].2);
+            for ty in 0..geometry.tensor_height {
+                let sy = geometry.source_row(ty);
+                let row = &frame.data[sy * frame.stride..][..frame.width * bpp];
+                let range = ty * tw..(ty + 1) * tw;
+                let (r0, r1, r2) = (
+                    &mut p0[range.clone()],
+                    &mut p1[range.clone()],
+                    &mut p2[range],
+                );
+                for (x, px) in row.chunks_exact(bpp).enumerate() {
+                    r0[x] = lut[px[src[0]] as usize];
+                    r1[x] = lut[px[src[1]] as usize];
+                    r2[x] = lut[px[src[2]] as usize];
+                }
+                for tx in frame.width..tw {
+                    let px = &row[geometry.source_col(tx) * bpp..];
+                    r0[tx] = lut[px[src[0]] as usize];
+                    r1[tx] = lut[px[src[1]] as usize];
+                    r2[tx] = lut[px[src[2]] as usize];
+                }
+            }
+        }
         Resample::Pad => {
             for ty in 0..geometry.tensor_height {
                 let sy = geometry.source_row(ty);
@@ -152,10 +180,13 @@ fn luma(rgb: [f32; 3]) -> f32 {
 
 /// Rounds a pixel value to the nearest byte (halves up), clamping to 0..=255; NaN gives 0.
 #[inline(always)]
+#[allow(clippy::manual_clamp)] // `clamp` would keep NaN, which must not reach the conversion
 fn to_byte(v: f32) -> u8 {
-    // `as` truncates towards zero and saturates; adding 0.5 after clamping rounds halves up
-    // without a call to `roundf`.
-    (v.clamp(0.0, 255.0) + 0.5) as u8
+    // `max` maps NaN to 0; adding 0.5 after clamping rounds halves up without a call to
+    // `roundf`, and the truncating conversion of a value in [0.5, 255.5] cannot overflow.
+    let v = v.max(0.0).min(255.0) + 0.5;
+    // SAFETY: `v` is finite and within i32's range.
+    unsafe { v.to_int_unchecked::<i32>() as u8 }
 }
 
 /// Writes the model output `tensor` (one image) into `out`, combined with `input` as `blend`
@@ -189,6 +220,33 @@ pub fn tensor_to_frame(
     let sample = |i: usize, rgb: usize| tensor[planes[rgb].0 + i * planes[rgb].1] * scale + offset;
     let plain = strength == 1.0 && !blend.preserve_color;
     let tw = geometry.tensor_width;
+    if plain && geometry.resample == Resample::Pad && format.layout == Layout::Nchw {
+        // The common case: convert each plane row to bytes (a loop the compiler vectorises),
+        // then interleave.
+        let w = out.width;
+        let mut bytes = vec![0u8; 3 * w];
+        for y in 0..out.height {
+            for (rgb, dst) in bytes.chunks_exact_mut(w).enumerate() {
+                let src = &tensor[planes[rgb].0 + y * tw..][..w];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = to_byte(v * scale + offset);
+                }
+            }
+            let (r, rest) = bytes.split_at(w);
+            let (g, b) = rest.split_at(w);
+            let in_row = &input.data[y * input.stride..][..w * bpp];
+            let out_row = &mut out.data[y * out.stride..][..w * bpp];
+            for (x, out_px) in out_row.chunks_exact_mut(bpp).enumerate() {
+                out_px[offsets[0]] = r[x];
+                out_px[offsets[1]] = g[x];
+                out_px[offsets[2]] = b[x];
+                if let Some(a) = alpha {
+                    out_px[a] = in_row[x * bpp + a];
+                }
+            }
+        }
+        return;
+    }
 
     for y in 0..out.height {
         let in_row = &input.data[y * input.stride..][..out.width * bpp];
