@@ -75,3 +75,54 @@ fn inspect_of_a_missing_model_fails_clearly() {
         "rsstyle: model file '/nonexistent/m.onnx' does not exist\n"
     );
 }
+
+#[test]
+fn bench_reports_every_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = random_convnet(dir.path(), "net.onnx", None, 0, 5);
+    let out = Command::new(rsstyle_bin())
+        .args([
+            "bench", "--size", "32x24", "--batch", "1,2", "--frames", "8", "--reps", "1", "--json",
+            "--model",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, batch) in rows.iter().zip([1, 2]) {
+        assert_eq!(row["width"], 32);
+        assert_eq!(row["height"], 24);
+        assert_eq!(row["batch"], batch);
+        assert!(row["element_fps"].as_f64().unwrap() > 0.0);
+        assert!(row["inference_ms_per_batch"].as_f64().unwrap() > 0.0);
+    }
+    // Latency is measured at batch size 1 only.
+    assert!(rows[0]["paced_latency_ms_p50"].as_f64().unwrap() > 0.0);
+    assert!(rows[1]["paced_latency_ms_p50"].is_null());
+}
+
+#[test]
+fn bench_rejects_a_malformed_size() {
+    let out = Command::new(rsstyle_bin())
+        .args([
+            "bench",
+            "--size",
+            "640by480",
+            "--model",
+            "/nonexistent.onnx",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "rsstyle: size '640by480' is not WIDTHxHEIGHT\n"
+    );
+}

@@ -589,3 +589,51 @@ fn serialized_events_keep_their_place_between_frames() {
         ]
     );
 }
+
+#[test]
+fn a_full_queue_blocks_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = test_engine("blocking", &invert(dir.path(), "0..255"), 1000);
+    let (h, _bus) = start(
+        &[
+            ("model", "test:blocking".to_value()),
+            ("max-queued", 2u32.to_value()),
+        ],
+        W,
+        H,
+    );
+    let pushed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = std::sync::Arc::new(std::sync::Mutex::new(h));
+    let sink = h
+        .lock()
+        .unwrap()
+        .element()
+        .unwrap()
+        .static_pad("sink")
+        .unwrap();
+    let pusher = {
+        let pushed = pushed.clone();
+        std::thread::spawn(move || {
+            for i in 0..6u64 {
+                let _ = sink.chain(rgb_buffer(&frame(1), W, H, i * 40));
+                pushed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    // One frame in inference (1 s), two queued: the fourth push waits.
+    let done = pushed.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        done <= 3,
+        "{done} pushes returned while the engine was busy"
+    );
+    control
+        .delay_ms
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    pusher.join().unwrap();
+    assert_eq!(pushed.load(std::sync::atomic::Ordering::SeqCst), 6);
+    let mut h = h.lock().unwrap();
+    for _ in 0..6 {
+        h.pull().unwrap();
+    }
+}

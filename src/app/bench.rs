@@ -56,6 +56,8 @@ pub struct BenchRow {
     pub inference_ms_per_batch: f64,
     /// Bare engine throughput, frames/s.
     pub inference_fps: f64,
+    /// Bare inference of one frame with calls paced like the element's latency run (ms; batch 1).
+    pub paced_inference_ms: Option<f64>,
     /// Per-frame time inside the element (sink pad to source pad) with frames paced at under
     /// half the element's capacity, so no frame waits behind another (ms; batch 1 only).
     pub paced_latency_ms_p50: Option<f64>,
@@ -86,8 +88,15 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[rank.clamp(1, v.len()) - 1]
 }
 
-/// Median time of one bare `engine.infer` call on a batch of `batch` frames.
-fn bare_inference_ms(args: &BenchArgs, width: usize, height: usize, batch: usize) -> Result<f64> {
+/// Median time of one bare `engine.infer` call on a batch of `batch` frames, back to back and,
+/// for batch 1, paced like the element's latency run (calls started at under half capacity, so
+/// the engine's threads idle between them as they do there).
+fn bare_inference_ms(
+    args: &BenchArgs,
+    width: usize,
+    height: usize,
+    batch: usize,
+) -> Result<(f64, Option<f64>)> {
     let options = EngineOptions {
         device: args.device.parse::<Device>().map_err(anyhow::Error::msg)?,
         threads: args.threads,
@@ -136,7 +145,25 @@ fn bare_inference_ms(args: &BenchArgs, width: usize, height: usize, batch: usize
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
-    Ok(median(&mut times))
+    let back_to_back = median(&mut times);
+    if batch != 1 {
+        return Ok((back_to_back, None));
+    }
+    let period = Duration::from_secs_f64(1.0 / paced_rate(back_to_back) as f64);
+    let mut paced = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        engine.infer(&input, shape, conditioning.as_deref(), &mut output)?;
+        let took = t.elapsed();
+        paced.push(took.as_secs_f64() * 1e3);
+        std::thread::sleep(period.saturating_sub(took));
+    }
+    Ok((back_to_back, Some(median(&mut paced))))
+}
+
+/// Frame rate (fps) for paced runs: under half the capacity measured back to back.
+fn paced_rate(inference_ms: f64) -> u32 {
+    ((500.0 / inference_ms) as u32).clamp(1, 500)
 }
 
 /// One `videotestsrc pattern=smpte` frame as tightly packed RGBx.
@@ -253,18 +280,22 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
         for &batch in &args.batch {
             let (mut inference, mut fps, mut p50s, mut p99s) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut paced_inference = Vec::new();
             for _ in 0..args.reps.max(1) {
-                let bare = bare_inference_ms(args, width, height, batch)?;
+                let (bare, bare_paced) = bare_inference_ms(args, width, height, batch)?;
                 inference.push(bare);
+                paced_inference.extend(bare_paced);
                 fps.push(element_run(args, width, height, batch, None)?.fps);
                 if batch == 1 {
-                    let rate = ((500.0 / bare) as u32).clamp(1, 500);
+                    let rate = paced_rate(bare);
                     let mut paced = element_run(args, width, height, 1, Some(rate))?.latencies_ms;
                     p50s.push(median(&mut paced));
                     p99s.push(percentile(&mut paced, 0.99));
                 }
             }
             let inference = median(&mut inference);
+            let paced_inference =
+                (!paced_inference.is_empty()).then(|| median(&mut paced_inference));
             let (p50, p99) = if batch == 1 {
                 (Some(median(&mut p50s)), Some(median(&mut p99s)))
             } else {
@@ -277,6 +308,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 element_fps: median(&mut fps),
                 inference_ms_per_batch: inference,
                 inference_fps: batch as f64 * 1e3 / inference,
+                paced_inference_ms: paced_inference,
                 paced_latency_ms_p50: p50,
                 paced_latency_ms_p99: p99,
             });
@@ -286,13 +318,14 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
-            "{:>9} {:>5} {:>11} {:>9} {:>6} {:>15} {:>12} {:>12} {:>10}",
+            "{:>9} {:>5} {:>11} {:>9} {:>6} {:>15} {:>14} {:>12} {:>12} {:>10}",
             "size",
             "batch",
             "element fps",
             "bare fps",
             "ratio",
             "inference/batch",
+            "paced infer.",
             "latency p50",
             "latency p99",
             "added p50"
@@ -300,16 +333,19 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
         for r in &rows {
             println!(
-                "{:>9} {:>5} {:>11.2} {:>9.2} {:>6.3} {:>12.2} ms {:>12} {:>12} {:>10}",
+                "{:>9} {:>5} {:>11.2} {:>9.2} {:>6.3} {:>12.2} ms {:>14} {:>12} {:>12} {:>10}",
                 format!("{}x{}", r.width, r.height),
                 r.batch,
                 r.element_fps,
                 r.inference_fps,
                 r.element_fps / r.inference_fps,
                 r.inference_ms_per_batch,
+                ms(r.paced_inference_ms),
                 ms(r.paced_latency_ms_p50),
                 ms(r.paced_latency_ms_p99),
-                ms(r.paced_latency_ms_p50.map(|p| p - r.inference_ms_per_batch)),
+                ms(r.paced_latency_ms_p50
+                    .zip(r.paced_inference_ms)
+                    .map(|(p, i)| p - i)),
             );
         }
     }
