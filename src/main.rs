@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Style a video file: every frame, same timestamps, audio kept.
+    Convert(app::convert::ConvertArgs),
     /// Measure the element's throughput and latency against bare inference on a model.
     Bench(app::bench::BenchArgs),
     /// Print what a model expects and returns (its manifest).
@@ -45,6 +47,10 @@ fn main() -> ExitCode {
             json,
         } => inspect(&model, manifest.as_deref(), json),
         Command::Bench(args) => app::bench::run(&args).map(|_| ()),
+        Command::Convert(args) => match app::convert::main(&args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

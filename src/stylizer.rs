@@ -50,6 +50,15 @@ pub fn geometry_for(
     Geometry::scaled(width, height, manifest.size, params.inference_scale)
 }
 
+/// Where a batch's time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BatchTiming {
+    /// Frames to tensor and tensor to frames.
+    pub convert: std::time::Duration,
+    /// The engine's inference.
+    pub infer: std::time::Duration,
+}
+
 /// Runs frames through an engine, reusing its buffers from batch to batch.
 pub struct Stylizer {
     engine: Box<dyn Engine>,
@@ -96,7 +105,7 @@ impl Stylizer {
         input: FrameRef,
         output: FrameMut,
         params: &StyleParams,
-    ) -> Result<(), EngineError> {
+    ) -> Result<BatchTiming, EngineError> {
         self.process_batch(&mut [BatchItem {
             input,
             output,
@@ -106,10 +115,11 @@ impl Stylizer {
 
     /// Styles a batch of frames in one inference. All frames must need the same tensor
     /// geometry (see [`geometry_for`]).
-    pub fn process_batch(&mut self, items: &mut [BatchItem]) -> Result<(), EngineError> {
+    pub fn process_batch(&mut self, items: &mut [BatchItem]) -> Result<BatchTiming, EngineError> {
         let Some(first) = items.first() else {
-            return Ok(());
+            return Ok(BatchTiming::default());
         };
+        let started = std::time::Instant::now();
         let manifest = self.engine.manifest();
         let geometry = geometry_for(
             manifest,
@@ -152,9 +162,11 @@ impl Stylizer {
             }
             None => None,
         };
+        let inferring = std::time::Instant::now();
         let got = self
             .engine
             .infer(&self.input, shape, conditioning, &mut self.output)?;
+        let inferred = std::time::Instant::now();
         if got != shape {
             return Err(EngineError::Inference(format!(
                 "model output has shape {got:?} but the input had {shape:?}; rsstyle needs an output the size of its input"
@@ -170,6 +182,9 @@ impl Stylizer {
                 &mut item.output,
             );
         }
-        Ok(())
+        Ok(BatchTiming {
+            convert: (inferring - started) + inferred.elapsed(),
+            infer: inferred - inferring,
+        })
     }
 }

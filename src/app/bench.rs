@@ -62,12 +62,18 @@ pub struct BenchRow {
     /// half the element's capacity, so no frame waits behind another (ms; batch 1 only).
     pub paced_latency_ms_p50: Option<f64>,
     pub paced_latency_ms_p99: Option<f64>,
+    /// In the paced run, the element's own medians: engine inference and frame conversion.
+    pub paced_element_inference_ms: Option<f64>,
+    pub paced_element_convert_ms: Option<f64>,
 }
 
-/// Throughput and per-frame latencies of one element run.
+/// Throughput and per-frame latencies of one element run, and the element's own account of
+/// where batch time went (`stats`: engine inference and conversion, medians).
 struct Timing {
     fps: f64,
     latencies_ms: Vec<f64>,
+    inference_ms: f64,
+    convert_ms: f64,
 }
 
 fn parse_size(s: &str) -> Result<(usize, usize)> {
@@ -253,6 +259,7 @@ fn element_run(
             &[gst::MessageType::Eos, gst::MessageType::Error],
         )
         .context("no end of stream")?;
+    let stats = style.property::<gst::Structure>("stats");
     pipeline.set_state(gst::State::Null)?;
     if let gst::MessageView::Error(e) = msg.view() {
         bail!("{}", e.error());
@@ -267,6 +274,8 @@ fn element_run(
     Ok(Timing {
         fps: (timed.len() - 1) as f64 / span.as_secs_f64(),
         latencies_ms: timed.iter().map(|(_, ms)| *ms).collect(),
+        inference_ms: stats.get("inference-ms-p50").unwrap_or(0.0),
+        convert_ms: stats.get("convert-ms-p50").unwrap_or(0.0),
     })
 }
 
@@ -281,6 +290,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
             let (mut inference, mut fps, mut p50s, mut p99s) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let mut paced_inference = Vec::new();
+            let (mut element_inference, mut element_convert) = (Vec::new(), Vec::new());
             for _ in 0..args.reps.max(1) {
                 let (bare, bare_paced) = bare_inference_ms(args, width, height, batch)?;
                 inference.push(bare);
@@ -288,7 +298,10 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 fps.push(element_run(args, width, height, batch, None)?.fps);
                 if batch == 1 {
                     let rate = paced_rate(bare);
-                    let mut paced = element_run(args, width, height, 1, Some(rate))?.latencies_ms;
+                    let run = element_run(args, width, height, 1, Some(rate))?;
+                    element_inference.push(run.inference_ms);
+                    element_convert.push(run.convert_ms);
+                    let mut paced = run.latencies_ms;
                     p50s.push(median(&mut paced));
                     p99s.push(percentile(&mut paced, 0.99));
                 }
@@ -311,6 +324,8 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 paced_inference_ms: paced_inference,
                 paced_latency_ms_p50: p50,
                 paced_latency_ms_p99: p99,
+                paced_element_inference_ms: (batch == 1).then(|| median(&mut element_inference)),
+                paced_element_convert_ms: (batch == 1).then(|| median(&mut element_convert)),
             });
         }
     }

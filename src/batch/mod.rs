@@ -235,7 +235,6 @@ impl<P: Payload> Worker<P> {
     }
 
     fn run_batch(&mut self, mut batch: Vec<Job<P>>) {
-        let started = Instant::now();
         let result = {
             let mut items: Vec<BatchItem> = batch
                 .iter_mut()
@@ -254,10 +253,13 @@ impl<P: Payload> Worker<P> {
                 .map_err(|e| e.to_string())
         };
         let finished = Instant::now();
-        self.stats
-            .lock()
-            .unwrap()
-            .record_batch(batch.len(), finished - started);
+        if let Ok(timing) = &result {
+            self.stats
+                .lock()
+                .unwrap()
+                .record_batch(batch.len(), timing.infer, timing.convert);
+        }
+        let result = result.map(|_| ());
         for job in batch {
             let _ = job.reply.send(Completed {
                 payload: job.payload,

@@ -12,7 +12,8 @@ pub struct BatchStats {
     batches: u64,
     frames: u64,
     last_batch: usize,
-    recent_ms: VecDeque<f64>,
+    /// Recent (inference, conversion) times per batch, ms.
+    recent_ms: VecDeque<(f64, f64)>,
 }
 
 /// A copy of the counters at one moment.
@@ -24,25 +25,30 @@ pub struct StatsSnapshot {
     pub last_batch: usize,
     /// Mean frames per batch.
     pub mean_batch: f64,
-    /// Inference time per batch, median and 99th percentile over recent batches (ms).
+    /// Engine inference time per batch, median and 99th percentile over recent batches (ms).
     pub inference_ms_p50: f64,
     pub inference_ms_p99: f64,
+    /// Frame ⇄ tensor conversion time per batch, median over recent batches (ms).
+    pub convert_ms_p50: f64,
 }
 
 impl BatchStats {
-    pub fn record_batch(&mut self, frames: usize, took: Duration) {
+    pub fn record_batch(&mut self, frames: usize, infer: Duration, convert: Duration) {
         self.batches += 1;
         self.frames += frames as u64;
         self.last_batch = frames;
         if self.recent_ms.len() == WINDOW {
             self.recent_ms.pop_front();
         }
-        self.recent_ms.push_back(took.as_secs_f64() * 1e3);
+        self.recent_ms
+            .push_back((infer.as_secs_f64() * 1e3, convert.as_secs_f64() * 1e3));
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
-        let mut sorted: Vec<f64> = self.recent_ms.iter().copied().collect();
+        let mut sorted: Vec<f64> = self.recent_ms.iter().map(|t| t.0).collect();
         sorted.sort_by(f64::total_cmp);
+        let mut convert: Vec<f64> = self.recent_ms.iter().map(|t| t.1).collect();
+        convert.sort_by(f64::total_cmp);
         StatsSnapshot {
             batches: self.batches,
             frames: self.frames,
@@ -54,6 +60,7 @@ impl BatchStats {
             },
             inference_ms_p50: percentile(&sorted, 0.5),
             inference_ms_p99: percentile(&sorted, 0.99),
+            convert_ms_p50: percentile(&convert, 0.5),
         }
     }
 }
@@ -75,13 +82,18 @@ mod tests {
     fn percentiles_and_fill() {
         let mut s = BatchStats::default();
         for ms in 1..=100 {
-            s.record_batch(if ms % 2 == 0 { 4 } else { 2 }, Duration::from_millis(ms));
+            s.record_batch(
+                if ms % 2 == 0 { 4 } else { 2 },
+                Duration::from_millis(ms),
+                Duration::from_millis(ms % 3),
+            );
         }
         let snap = s.snapshot();
         assert_eq!((snap.batches, snap.frames, snap.last_batch), (100, 300, 4));
         assert_eq!(snap.mean_batch, 3.0);
         assert!((snap.inference_ms_p50 - 50.0).abs() < 1e-9);
         assert!((snap.inference_ms_p99 - 99.0).abs() < 1e-9);
+        assert!((snap.convert_ms_p50 - 1.0).abs() < 1e-9);
         assert_eq!(BatchStats::default().snapshot().inference_ms_p99, 0.0);
     }
 }

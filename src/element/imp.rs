@@ -640,6 +640,7 @@ impl RsStyle {
             .field("mean-batch", batch.mean_batch)
             .field("inference-ms-p50", batch.inference_ms_p50)
             .field("inference-ms-p99", batch.inference_ms_p99)
+            .field("convert-ms-p50", batch.convert_ms_p50)
             .field(
                 "latency-ms",
                 self.processing_latency().nseconds() as f64 / 1e6,

@@ -228,7 +228,7 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .nick("Statistics")
                 .blurb(
                     "frames-in, frames-out, dropped-qos, dropped-leaky, batches, batch-frames, last-batch, \
-                     mean-batch, inference-ms-p50, inference-ms-p99, latency-ms",
+                     mean-batch, inference-ms-p50, inference-ms-p99, convert-ms-p50, latency-ms",
                 )
                 .read_only()
                 .build(),

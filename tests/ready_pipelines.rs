@@ -1,0 +1,95 @@
+//! Every script in `pipelines/` runs, with `videotestsrc` standing in for the camera and
+//! `fakesink` for displays and the virtual camera.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pipelines")
+        .join(name)
+}
+
+/// Runs a pipeline script with a test model and `env`, expecting success.
+fn run(name: &str, env: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = invert(dir.path(), "0..255");
+    let mut cmd = Command::new(script(name));
+    cmd.env("MODEL", &model)
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env(
+            "SOURCE",
+            "videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240,framerate=30/1",
+        )
+        .env("SINK", "fakesink")
+        .env_remove("ORT_DYLIB_PATH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn webcam_preview() {
+    run("webcam-preview.sh", &[]);
+}
+
+#[test]
+fn webcam_virtual_camera() {
+    // No v4l2loopback device exists here: the sink stands in for it.
+    run("webcam-virtual-camera.sh", &[("VCAM_SINK", "fakesink")]);
+}
+
+#[test]
+fn side_by_side() {
+    run("side-by-side.sh", &[]);
+}
+
+#[test]
+fn file_to_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.mp4");
+    let input = asset("tree.avi");
+    run(
+        "file-to-file.sh",
+        &[
+            ("INPUT", input.to_str().unwrap()),
+            ("OUTPUT", output.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(decode_summary(&output).0, decode_summary(&input).0);
+}
+
+#[test]
+fn record_while_preview() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("rec.mp4");
+    run(
+        "record-while-preview.sh",
+        &[("OUTPUT", output.to_str().unwrap())],
+    );
+    assert_eq!(decode_summary(&output).0, 30);
+}
+
+#[test]
+fn a_missing_model_is_named() {
+    let out = Command::new(script("webcam-preview.sh"))
+        .env("MODEL", "/nonexistent/m.onnx")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "MODEL '/nonexistent/m.onnx' does not exist\n"
+    );
+}
