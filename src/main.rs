@@ -21,6 +21,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Style a camera (or any source) live: preview window, recording, virtual camera.
+    Live(app::live::LiveArgs),
+    /// List the cameras that can be opened.
+    Cameras,
+    /// List the bundled models with their styles.
+    Models,
     /// Style a video file: every frame, same timestamps, audio kept.
     Convert(app::convert::ConvertArgs),
     /// Measure the element's throughput and latency against bare inference on a model.
@@ -47,6 +53,9 @@ fn main() -> ExitCode {
             json,
         } => inspect(&model, manifest.as_deref(), json),
         Command::Bench(args) => app::bench::run(&args).map(|_| ()),
+        Command::Live(args) => app::live::run(&args),
+        Command::Cameras => app::live::list(),
+        Command::Models => app::models::list(),
         Command::Convert(args) => match app::convert::main(&args) {
             Ok(code) => return code,
             Err(e) => Err(e),
