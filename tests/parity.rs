@@ -11,19 +11,7 @@ use ort::value::TensorRef;
 
 /// Frame `index` of vtest.avi (768×576) as RGB pixels.
 fn photo_frame(index: usize) -> (usize, usize, Vec<[u8; 3]>) {
-    init();
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
-        asset("vtest.avi").display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (pipeline, sink) = decoder(&asset("vtest.avi"), "RGB");
     pipeline.set_state(gst::State::Playing).unwrap();
     for _ in 0..index {
         sink.pull_sample().unwrap();

@@ -76,13 +76,6 @@ struct Timing {
     convert_ms: f64,
 }
 
-fn parse_size(s: &str) -> Result<(usize, usize)> {
-    let (w, h) = s
-        .split_once('x')
-        .with_context(|| format!("size '{s}' is not WIDTHxHEIGHT"))?;
-    Ok((w.parse().context("width")?, h.parse().context("height")?))
-}
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -285,7 +278,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
     gstrsstyle::element::register(None)?;
     let mut rows = Vec::new();
     for size in &args.size {
-        let (width, height) = parse_size(size)?;
+        let (width, height) = super::parse_size(size)?;
         for &batch in &args.batch {
             let (mut inference, mut fps, mut p50s, mut p99s) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -134,18 +134,6 @@ impl Codec {
     }
 }
 
-fn parse_size(s: &str) -> Result<(u32, u32)> {
-    let (w, h) = s
-        .split_once('x')
-        .with_context(|| format!("size '{s}' is not WIDTHxHEIGHT"))?;
-    Ok((
-        w.parse()
-            .with_context(|| format!("size '{s}': bad width"))?,
-        h.parse()
-            .with_context(|| format!("size '{s}': bad height"))?,
-    ))
-}
-
 /// The temporary file written before the final rename: beside OUT, hidden, same extension.
 fn partial_path(output: &Path) -> PathBuf {
     let name = output
@@ -224,7 +212,7 @@ pub fn run(args: &ConvertArgs, interrupt: Arc<AtomicBool>) -> Result<Outcome> {
 
     let scale = match &args.size {
         Some(s) => {
-            let (w, h) = parse_size(s)?;
+            let (w, h): (u32, u32) = super::parse_size(s)?;
             format!("videoscale ! video/x-raw,width={w},height={h} ! ")
         }
         None => String::new(),

@@ -92,13 +92,6 @@ fn command_for(key: &str) -> Option<Command> {
     })
 }
 
-fn parse_size(s: &str) -> Result<(u32, u32)> {
-    let (w, h) = s
-        .split_once('x')
-        .with_context(|| format!("size '{s}' is not WIDTHxHEIGHT"))?;
-    Ok((w.parse().context("width")?, h.parse().context("height")?))
-}
-
 /// A camera running on its own thread, waiting for the appsrc to feed.
 struct CameraThread {
     appsrc: crossbeam_channel::Sender<gst_app::AppSrc>,
@@ -223,7 +216,7 @@ pub fn run(args: &LiveArgs) -> Result<()> {
             bail!("model file '{}' does not exist", m.display());
         }
     }
-    let (width, height) = parse_size(&args.size)?;
+    let (width, height) = super::parse_size(&args.size)?;
     gst::init()?;
     gstrsstyle::element::register(None)?;
     let (source, camera) = source(args, width, height)?;

@@ -451,13 +451,11 @@ pub fn gst_launch(description: &str, env: &[(&str, &str)]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Decodes `path` and returns (frame count, end time of the last frame, mean grey level of the
-/// first frame).
-pub fn decode_summary(path: &Path) -> (usize, gst::ClockTime, f64) {
-    use gst_app::AppSink;
+/// A playing-ready pipeline decoding `path` to raw video of `format` into the returned appsink.
+pub fn decoder(path: &Path, format: &str) -> (gst::Pipeline, gst_app::AppSink) {
     init();
     let pipeline = gst::parse::launch(&format!(
-        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=sink sync=false",
+        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format={format} ! appsink name=sink sync=false",
         path.display()
     ))
     .unwrap()
@@ -466,8 +464,15 @@ pub fn decode_summary(path: &Path) -> (usize, gst::ClockTime, f64) {
     let sink = pipeline
         .by_name("sink")
         .unwrap()
-        .downcast::<AppSink>()
+        .downcast::<gst_app::AppSink>()
         .unwrap();
+    (pipeline, sink)
+}
+
+/// Decodes `path` and returns (frame count, end time of the last frame, mean grey level of the
+/// first frame).
+pub fn decode_summary(path: &Path) -> (usize, gst::ClockTime, f64) {
+    let (pipeline, sink) = decoder(path, "GRAY8");
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut frames = 0;
     let mut end = gst::ClockTime::ZERO;
