@@ -29,7 +29,7 @@ apt_packages=(
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  gstreamer1.0-libav gstreamer1.0-x libclang-dev python3-venv unzip
+  gstreamer1.0-libav gstreamer1.0-x libgstrtspserver-1.0-dev libclang-dev python3-venv unzip
 )
 
 missing=()

@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Style a camera (or any source) live: preview window, recording, virtual camera.
     Live(app::live::LiveArgs),
+    /// Serve a styled stream over RTSP.
+    Serve(app::serve::ServeArgs),
     /// List the cameras that can be opened.
     Cameras,
     /// List the bundled models with their styles.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => app::bench::run(&args).map(|_| ()),
         Command::Live(args) => app::live::run(&args),
         Command::Cameras => app::live::list(),
+        Command::Serve(args) => app::serve::run(&args),
         Command::Models => app::models::list(),
         Command::Convert(args) => match app::convert::main(&args) {
             Ok(code) => return code,

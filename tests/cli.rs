@@ -97,6 +97,7 @@ fn bench_reports_every_configuration() {
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2);
     for (row, batch) in rows.iter().zip([1, 2]) {
+        assert_eq!(row["model"], model.display().to_string());
         assert_eq!(row["width"], 32);
         assert_eq!(row["height"], 24);
         assert_eq!(row["batch"], batch);

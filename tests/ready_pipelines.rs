@@ -93,3 +93,47 @@ fn a_missing_model_is_named() {
         "MODEL '/nonexistent/m.onnx' does not exist\n"
     );
 }
+
+#[test]
+fn serve_rtsp() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let model = invert(dir.path(), "0..255");
+    let mut server = Command::new(script("serve-rtsp.sh"))
+        .env("MODEL", &model)
+        .env("RSSTYLE_BIN", rsstyle_bin())
+        .env("SOURCE", "test")
+        .env("SIZE", "320x240")
+        .env("PORT", "0")
+        .env_remove("ORT_DYLIB_PATH")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("rsstyle: serving ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    assert!(
+        url.starts_with("rtsp://127.0.0.1:") && url.ends_with("/style"),
+        "{url}"
+    );
+    // A client receives and decodes ten frames.
+    let (ok, log) = gst_launch(
+        &format!(
+            "rtspsrc location={url} ! rtph264depay ! avdec_h264 ! identity eos-after=10 ! fakesink"
+        ),
+        &[],
+    );
+    Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let status = server.wait().unwrap();
+    assert!(ok, "{log}");
+    assert!(status.success(), "{status:?}");
+}

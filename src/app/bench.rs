@@ -2,7 +2,7 @@
 //! inference on the same model, per frame size and batch size.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,9 @@ use serde::Serialize;
 /// Options of `rsstyle bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// The ONNX model.
-    #[arg(long)]
-    pub model: PathBuf,
+    /// The ONNX models (repeat the option for several).
+    #[arg(long = "model", required = true)]
+    pub models: Vec<PathBuf>,
     /// Frame sizes, WIDTHxHEIGHT, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "256x256,640x480")]
     pub size: Vec<String>,
@@ -47,6 +47,7 @@ pub struct BenchArgs {
 /// One row of the result.
 #[derive(Debug, Serialize)]
 pub struct BenchRow {
+    pub model: String,
     pub width: usize,
     pub height: usize,
     pub batch: usize,
@@ -92,6 +93,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 /// the engine's threads idle between them as they do there).
 fn bare_inference_ms(
     args: &BenchArgs,
+    model: &Path,
     width: usize,
     height: usize,
     batch: usize,
@@ -101,7 +103,7 @@ fn bare_inference_ms(
         threads: args.threads,
     };
     let (mut engine, _) = engine::open(
-        &args.model.display().to_string(),
+        &model.display().to_string(),
         None,
         &ManifestPatch::default(),
         &options,
@@ -191,6 +193,7 @@ fn test_frame(width: usize, height: usize) -> Result<Vec<u8>> {
 /// as possible, or as a live source at `paced_fps`.
 fn element_run(
     args: &BenchArgs,
+    model: &Path,
     width: usize,
     height: usize,
     batch: usize,
@@ -210,7 +213,7 @@ fn element_run(
         .downcast::<gst::Pipeline>()
         .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
     let style = pipeline.by_name("style").context("rsstyle element")?;
-    style.set_property("model", args.model.display().to_string());
+    style.set_property("model", model.display().to_string());
 
     let entered: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let left: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::default();
@@ -277,49 +280,53 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
     gst::init()?;
     gstrsstyle::element::register(None)?;
     let mut rows = Vec::new();
-    for size in &args.size {
-        let (width, height) = super::parse_size(size)?;
-        for &batch in &args.batch {
-            let (mut inference, mut fps, mut p50s, mut p99s) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let mut paced_inference = Vec::new();
-            let (mut element_inference, mut element_convert) = (Vec::new(), Vec::new());
-            for _ in 0..args.reps.max(1) {
-                let (bare, bare_paced) = bare_inference_ms(args, width, height, batch)?;
-                inference.push(bare);
-                paced_inference.extend(bare_paced);
-                fps.push(element_run(args, width, height, batch, None)?.fps);
-                if batch == 1 {
-                    let rate = paced_rate(bare);
-                    let run = element_run(args, width, height, 1, Some(rate))?;
-                    element_inference.push(run.inference_ms);
-                    element_convert.push(run.convert_ms);
-                    let mut paced = run.latencies_ms;
-                    p50s.push(median(&mut paced));
-                    p99s.push(percentile(&mut paced, 0.99));
+    for model in &args.models {
+        for size in &args.size {
+            let (width, height) = super::parse_size(size)?;
+            for &batch in &args.batch {
+                let (mut inference, mut fps, mut p50s, mut p99s) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                let mut paced_inference = Vec::new();
+                let (mut element_inference, mut element_convert) = (Vec::new(), Vec::new());
+                for _ in 0..args.reps.max(1) {
+                    let (bare, bare_paced) = bare_inference_ms(args, model, width, height, batch)?;
+                    inference.push(bare);
+                    paced_inference.extend(bare_paced);
+                    fps.push(element_run(args, model, width, height, batch, None)?.fps);
+                    if batch == 1 {
+                        let rate = paced_rate(bare);
+                        let run = element_run(args, model, width, height, 1, Some(rate))?;
+                        element_inference.push(run.inference_ms);
+                        element_convert.push(run.convert_ms);
+                        let mut paced = run.latencies_ms;
+                        p50s.push(median(&mut paced));
+                        p99s.push(percentile(&mut paced, 0.99));
+                    }
                 }
+                let inference = median(&mut inference);
+                let paced_inference =
+                    (!paced_inference.is_empty()).then(|| median(&mut paced_inference));
+                let (p50, p99) = if batch == 1 {
+                    (Some(median(&mut p50s)), Some(median(&mut p99s)))
+                } else {
+                    (None, None)
+                };
+                rows.push(BenchRow {
+                    model: model.display().to_string(),
+                    width,
+                    height,
+                    batch,
+                    element_fps: median(&mut fps),
+                    inference_ms_per_batch: inference,
+                    inference_fps: batch as f64 * 1e3 / inference,
+                    paced_inference_ms: paced_inference,
+                    paced_latency_ms_p50: p50,
+                    paced_latency_ms_p99: p99,
+                    paced_element_inference_ms: (batch == 1)
+                        .then(|| median(&mut element_inference)),
+                    paced_element_convert_ms: (batch == 1).then(|| median(&mut element_convert)),
+                });
             }
-            let inference = median(&mut inference);
-            let paced_inference =
-                (!paced_inference.is_empty()).then(|| median(&mut paced_inference));
-            let (p50, p99) = if batch == 1 {
-                (Some(median(&mut p50s)), Some(median(&mut p99s)))
-            } else {
-                (None, None)
-            };
-            rows.push(BenchRow {
-                width,
-                height,
-                batch,
-                element_fps: median(&mut fps),
-                inference_ms_per_batch: inference,
-                inference_fps: batch as f64 * 1e3 / inference,
-                paced_inference_ms: paced_inference,
-                paced_latency_ms_p50: p50,
-                paced_latency_ms_p99: p99,
-                paced_element_inference_ms: (batch == 1).then(|| median(&mut element_inference)),
-                paced_element_convert_ms: (batch == 1).then(|| median(&mut element_convert)),
-            });
         }
     }
     if args.json {
@@ -340,6 +347,9 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
         );
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
         for r in &rows {
+            if args.models.len() > 1 {
+                println!("{}:", r.model);
+            }
             println!(
                 "{:>9} {:>5} {:>11.2} {:>9.2} {:>6.3} {:>12.2} ms {:>14} {:>12} {:>12} {:>10}",
                 format!("{}x{}", r.width, r.height),

@@ -5,6 +5,7 @@ pub mod capture;
 pub mod convert;
 pub mod live;
 pub mod models;
+pub mod serve;
 
 /// Parses `WIDTHxHEIGHT`.
 pub fn parse_size<T: std::str::FromStr>(s: &str) -> anyhow::Result<(T, T)> {
