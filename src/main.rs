@@ -84,6 +84,9 @@ fn inspect(
     } else {
         println!("model:         {}", model.path.display());
         println!("manifest from: {}", model.sources.join(" + "));
+        if let Some(opset) = model.opset {
+            println!("opset:         {opset}");
+        }
         print!("{}", model.manifest.describe());
     }
     Ok(())

@@ -99,20 +99,6 @@ impl Stylizer {
         Ok(())
     }
 
-    /// Styles one frame into `output` (same size and format).
-    pub fn process(
-        &mut self,
-        input: FrameRef,
-        output: FrameMut,
-        params: &StyleParams,
-    ) -> Result<BatchTiming, EngineError> {
-        self.process_batch(&mut [BatchItem {
-            input,
-            output,
-            params: *params,
-        }])
-    }
-
     /// Styles a batch of frames in one inference. All frames must need the same tensor
     /// geometry (see [`geometry_for`]).
     pub fn process_batch(&mut self, items: &mut [BatchItem]) -> Result<BatchTiming, EngineError> {

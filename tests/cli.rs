@@ -34,7 +34,10 @@ fn inspect_prints_the_manifest() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("manifest from: graph + embedded\n"), "{text}");
+    assert!(
+        text.contains("manifest from: graph + embedded\nopset:         17\n"),
+        "{text}"
+    );
     assert!(
         text.contains("input:         input (NCHW, float32, RGB, range 0..255)\n"),
         "{text}"

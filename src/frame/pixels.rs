@@ -1,7 +1,6 @@
 //! The packed 8-bit pixel formats the element accepts.
 
 use std::fmt;
-use std::str::FromStr;
 
 /// A packed 8-bit RGB-family pixel format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,15 +60,5 @@ impl PixelFormat {
 impl fmt::Display for PixelFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl FromStr for PixelFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| format!("unsupported pixel format '{s}'"))
     }
 }

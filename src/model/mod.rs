@@ -49,6 +49,8 @@ pub enum ModelError {
 pub struct Model {
     pub path: PathBuf,
     pub manifest: Manifest,
+    /// The ONNX opset the graph declares.
+    pub opset: Option<i64>,
     /// Where each layer of the manifest came from, for `inspect` and logs.
     pub sources: Vec<String>,
 }
@@ -105,6 +107,7 @@ impl Model {
         Ok(Self {
             path: path.to_path_buf(),
             manifest,
+            opset: graph.opset,
             sources,
         })
     }
