@@ -791,21 +791,16 @@ impl ObjectImpl for RsStyle {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         if pspec.name() == "style" {
             let style: u32 = value.get().expect("type checked");
-            let count = self
+            // Styles of the loaded conditioned model, if one is loaded.
+            let styles = self
                 .state
                 .lock()
                 .unwrap()
                 .batcher
                 .as_ref()
-                .map_or(0, |b| b.manifest().style_count());
-            let conditioned = self
-                .state
-                .lock()
-                .unwrap()
-                .batcher
-                .as_ref()
-                .is_some_and(|b| b.manifest().conditioning.is_some());
-            if conditioned && style as usize >= count {
+                .filter(|b| b.manifest().conditioning.is_some())
+                .map(|b| b.manifest().style_count());
+            if let Some(count) = styles.filter(|&count| style as usize >= count) {
                 gst::warning!(
                     CAT,
                     imp = self,
