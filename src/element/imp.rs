@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+use crossbeam_channel::Receiver;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::payload::VideoPayload;
+use super::queue::OrderedQueue;
 use super::settings::Settings;
 use crate::batch::{Batcher, Completed, Generation, Registry};
 use crate::engine::{self, EngineOptions};
@@ -90,7 +91,7 @@ pub struct RsStyle {
     srcpad: gst::Pad,
     settings: Mutex<Settings>,
     state: Mutex<StreamState>,
-    queue: Mutex<Option<(Sender<Item>, Receiver<Item>)>>,
+    queue: Mutex<Option<Arc<OrderedQueue<Item>>>>,
     flushing: AtomicBool,
     generation: Generation,
     last_flow: Mutex<Result<gst::FlowSuccess, gst::FlowError>>,
@@ -227,41 +228,27 @@ impl RsStyle {
         });
     }
 
-    fn queue_sender(&self) -> Option<Sender<Item>> {
-        self.queue.lock().unwrap().as_ref().map(|(s, _)| s.clone())
-    }
-
-    fn queue_receiver(&self) -> Option<Receiver<Item>> {
-        self.queue.lock().unwrap().as_ref().map(|(_, r)| r.clone())
+    fn queue(&self) -> Option<Arc<OrderedQueue<Item>>> {
+        self.queue.lock().unwrap().clone()
     }
 
     /// Drops everything queued (flush): frames in the batcher are cancelled by the generation.
     fn clear_queue(&self) {
-        if let Some(rx) = self.queue_receiver() {
-            for _ in rx.try_iter() {
-                self.counters.pending.fetch_sub(1, Ordering::SeqCst);
-            }
+        if let Some(q) = self.queue() {
+            let dropped = q.clear();
+            self.counters.pending.fetch_sub(dropped, Ordering::SeqCst);
         }
     }
 
-    /// Queues `item`, waiting while the queue is full unless flushing.
-    fn enqueue(&self, mut item: Item) -> Result<(), gst::FlowError> {
-        let tx = self.queue_sender().ok_or(gst::FlowError::Flushing)?;
-        self.counters.pending.fetch_add(1, Ordering::SeqCst);
-        loop {
-            if self.flushing.load(Ordering::SeqCst) {
-                self.counters.pending.fetch_sub(1, Ordering::SeqCst);
-                return Err(gst::FlowError::Flushing);
-            }
-            match tx.send_timeout(item, Duration::from_millis(20)) {
-                Ok(()) => return Ok(()),
-                Err(SendTimeoutError::Timeout(back)) => item = back,
-                Err(SendTimeoutError::Disconnected(_)) => {
-                    self.counters.pending.fetch_sub(1, Ordering::SeqCst);
-                    return Err(gst::FlowError::Flushing);
-                }
-            }
+    /// Queues `item` behind everything before it.
+    fn enqueue(&self, item: Item) -> Result<(), gst::FlowError> {
+        let q = self.queue().ok_or(gst::FlowError::Flushing)?;
+        if self.flushing.load(Ordering::SeqCst) {
+            return Err(gst::FlowError::Flushing);
         }
+        self.counters.pending.fetch_add(1, Ordering::SeqCst);
+        q.push(item);
+        Ok(())
     }
 
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -281,10 +268,20 @@ impl RsStyle {
             self.post_qos_drop(&buffer);
             return Ok(gst::FlowSuccess::Ok);
         }
-        if settings.leaky && self.queue_sender().is_some_and(|tx| tx.is_full()) {
-            self.counters.dropped_leaky.fetch_add(1, Ordering::Relaxed);
-            gst::log!(CAT, imp = self, "queue full, dropping {:?}", buffer.pts());
-            return Ok(gst::FlowSuccess::Ok);
+        let queue = self.queue().ok_or(gst::FlowError::Flushing)?;
+        if settings.leaky {
+            if !queue.try_reserve_frame() {
+                self.counters.dropped_leaky.fetch_add(1, Ordering::Relaxed);
+                gst::log!(CAT, imp = self, "queue full, dropping {:?}", buffer.pts());
+                return Ok(gst::FlowSuccess::Ok);
+            }
+        } else {
+            // Wait for room without holding the stream state.
+            drop(state);
+            if !queue.reserve_frame(&self.flushing) {
+                return Err(gst::FlowError::Flushing);
+            }
+            state = self.state.lock().unwrap();
         }
         let index = state.frame_index;
         state.frame_index += 1;
@@ -543,19 +540,18 @@ impl RsStyle {
     }
 
     fn src_loop(&self) {
-        let Some(rx) = self.queue_receiver() else {
+        let Some(queue) = self.queue() else {
             let _ = self.srcpad.pause_task();
             return;
         };
-        let item = match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(item) => item,
-            Err(RecvTimeoutError::Timeout) => return,
-            Err(RecvTimeoutError::Disconnected) => {
-                let _ = self.srcpad.pause_task();
-                return;
-            }
+        let Some(item) = queue.recv_timeout(Duration::from_millis(50)) else {
+            return;
         };
+        let is_frame = !matches!(item, Item::Event(_));
         self.handle_item(item);
+        if is_frame {
+            queue.release_frame();
+        }
         self.counters.pending.fetch_sub(1, Ordering::SeqCst);
     }
 
@@ -656,9 +652,9 @@ impl RsStyle {
             proportion: 1.0,
             ..Default::default()
         };
-        *self.queue.lock().unwrap() = Some(crossbeam_channel::bounded(
-            settings.max_queued.max(1) as usize
-        ));
+        // Fewer frame slots than a batch would stall every batch until its timeout.
+        let slots = settings.max_queued.max(settings.batch_size) as usize;
+        *self.queue.lock().unwrap() = Some(Arc::new(OrderedQueue::new(slots)));
         *self.last_flow.lock().unwrap() = Ok(gst::FlowSuccess::Ok);
         *self.last_output.lock().unwrap() = None;
         self.counters.pending.store(0, Ordering::SeqCst);

@@ -6,6 +6,7 @@ use gst::prelude::*;
 
 mod imp;
 mod payload;
+mod queue;
 mod settings;
 
 pub use settings::ValueRangeChoice;

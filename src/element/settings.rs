@@ -198,7 +198,10 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .build(),
             glib::ParamSpecUInt::builder("max-queued")
                 .nick("Max queued")
-                .blurb("Frames and events waiting inside the element before upstream blocks (or, leaky, frames drop)")
+                .blurb(
+                    "Most frames inside the element, waiting or in inference (at least batch-size); \
+                     beyond it upstream blocks, or with leaky=true new frames are dropped",
+                )
                 .minimum(1)
                 .maximum(10_000)
                 .default_value(d.max_queued)
