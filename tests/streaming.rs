@@ -455,7 +455,7 @@ fn two_streams_on_one_model_share_batches() {
 #[test]
 fn leaky_queue_drops_instead_of_blocking() {
     let dir = tempfile::tempdir().unwrap();
-    let _control = test_engine("leaky", &invert(dir.path(), "0..255"), 200);
+    let control = test_engine("leaky", &invert(dir.path(), "0..255"), 0);
     let (mut h, _bus) = start(
         &[
             ("model", "test:leaky".to_value()),
@@ -469,13 +469,16 @@ fn leaky_queue_drops_instead_of_blocking() {
     // queued when the burst comes.
     h.push(rgb_buffer(&frame(1), W, H, 0)).unwrap();
     h.pull().unwrap();
+    control
+        .delay_ms
+        .store(1000, std::sync::atomic::Ordering::SeqCst);
     let started = std::time::Instant::now();
     for i in 1..=10u64 {
         h.push(rgb_buffer(&frame(1), W, H, i * 40)).unwrap();
     }
-    // Ten pushes against a 200 ms engine return at once.
+    // Ten pushes against a 1 s engine return at once (blocking, they would take 8 s).
     assert!(
-        started.elapsed() < Duration::from_millis(150),
+        started.elapsed() < Duration::from_millis(800),
         "{:?}",
         started.elapsed()
     );
