@@ -644,3 +644,32 @@ fn a_full_queue_blocks_upstream() {
         h.pull().unwrap();
     }
 }
+
+#[test]
+fn an_engine_panic_is_an_element_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = test_engine("panic", &invert(dir.path(), "0..255"), 0);
+    let (mut h, bus) = start(&[("model", "test:panic".to_value())], W, H);
+    h.push(rgb_buffer(&frame(1), W, H, 0)).unwrap();
+    h.pull().unwrap();
+    control
+        .panic
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    h.push(rgb_buffer(&frame(2), W, H, 40)).unwrap();
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    assert_eq!(
+        e.error().message(),
+        "inference failed: the engine panicked: test engine told to panic"
+    );
+    // The stream stops with an error flow instead of hanging.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        h.push(rgb_buffer(&frame(3), W, H, 80)),
+        Err(gst::FlowError::Error)
+    );
+}

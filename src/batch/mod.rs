@@ -248,9 +248,21 @@ impl<P: Payload> Worker<P> {
                     }
                 })
                 .collect();
-            self.stylizer
-                .process_batch(&mut items)
-                .map_err(|e| e.to_string())
+            // A panicking engine fails this batch, not the thread: later batches still run.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.stylizer.process_batch(&mut items)
+            }))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown panic");
+                Err(crate::engine::EngineError::Inference(format!(
+                    "the engine panicked: {what}"
+                )))
+            })
+            .map_err(|e| e.to_string())
         };
         let finished = Instant::now();
         if let Ok(timing) = &result {

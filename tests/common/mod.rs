@@ -501,6 +501,8 @@ pub fn decode_summary(path: &Path) -> (usize, gst::ClockTime, f64) {
 /// shapes. Opened as `model=test:NAME` after [`test_engine`] registered NAME.
 pub struct TestControl {
     pub delay_ms: std::sync::atomic::AtomicU64,
+    /// The next inference panics.
+    pub panic: std::sync::atomic::AtomicBool,
     pub shapes: std::sync::Mutex<Vec<[usize; 4]>>,
     model: PathBuf,
 }
@@ -530,6 +532,13 @@ impl gstrsstyle::engine::Engine for TestEngine {
         conditioning: Option<&[f32]>,
         output: &mut Vec<f32>,
     ) -> Result<[usize; 4], gstrsstyle::engine::EngineError> {
+        if self
+            .control
+            .panic
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("test engine told to panic");
+        }
         let delay = self
             .control
             .delay_ms
@@ -568,6 +577,7 @@ pub fn test_engine(name: &str, model: &Path, delay_ms: u64) -> std::sync::Arc<Te
     });
     let control = std::sync::Arc::new(TestControl {
         delay_ms: delay_ms.into(),
+        panic: false.into(),
         shapes: Default::default(),
         model: model.to_path_buf(),
     });
