@@ -12,6 +12,16 @@ fn frame(data: &[u8], width: usize, height: usize, format: PixelFormat) -> Frame
     }
 }
 
+fn frame_mut(data: &mut [u8], width: usize, height: usize, format: PixelFormat) -> FrameMut<'_> {
+    FrameMut {
+        data,
+        width,
+        height,
+        stride: width * format.bytes_per_pixel(),
+        format,
+    }
+}
+
 const NCHW_RGB_BYTE: TensorFormat = TensorFormat {
     layout: Layout::Nchw,
     channel_order: ChannelOrder::Rgb,
@@ -120,13 +130,7 @@ fn output_is_rounded_clamped_and_keeps_alpha() {
     let f = frame(&input, 1, 1, PixelFormat::Rgba);
     let g = Geometry::new(1, 1, SizeRule::Multiple(1));
     let mut out = [0u8; 4];
-    let mut o = FrameMut {
-        data: &mut out,
-        width: 1,
-        height: 1,
-        stride: 4,
-        format: PixelFormat::Rgba,
-    };
+    let mut o = frame_mut(&mut out, 1, 1, PixelFormat::Rgba);
     tensor_to_frame(
         &[-30.0, 127.5, 300.0],
         &g,
@@ -144,13 +148,7 @@ fn non_finite_outputs_are_clamped_not_a_panic() {
     let f = frame(&input, 1, 1, PixelFormat::Rgb);
     let g = Geometry::new(1, 1, SizeRule::Multiple(1));
     let mut out = [1u8; 3];
-    let mut o = FrameMut {
-        data: &mut out,
-        width: 1,
-        height: 1,
-        stride: 3,
-        format: PixelFormat::Rgb,
-    };
+    let mut o = frame_mut(&mut out, 1, 1, PixelFormat::Rgb);
     tensor_to_frame(
         &[f32::NAN, f32::INFINITY, f32::NEG_INFINITY],
         &g,
@@ -178,13 +176,7 @@ fn resize_round_trip_keeps_a_uniform_frame() {
     frame_to_tensor(&f, &g, &NCHW_RGB_BYTE, &mut t);
     assert!(t[..16].iter().all(|&v| v == 40.0));
     let mut out = vec![0u8; data.len()];
-    let mut o = FrameMut {
-        data: &mut out,
-        width: 10,
-        height: 6,
-        stride: 30,
-        format: PixelFormat::Rgb,
-    };
+    let mut o = frame_mut(&mut out, 10, 6, PixelFormat::Rgb);
     tensor_to_frame(&t, &g, &NCHW_RGB_BYTE, &Blend::default(), &f, &mut o);
     assert_eq!(out, data);
 }
@@ -195,13 +187,7 @@ fn preserve_color_keeps_the_input_chroma_and_takes_the_output_luma() {
     let f = frame(&input, 1, 1, PixelFormat::Rgb);
     let g = Geometry::new(1, 1, SizeRule::Multiple(1));
     let mut out = [0u8; 3];
-    let mut o = FrameMut {
-        data: &mut out,
-        width: 1,
-        height: 1,
-        stride: 3,
-        format: PixelFormat::Rgb,
-    };
+    let mut o = frame_mut(&mut out, 1, 1, PixelFormat::Rgb);
     let blend = Blend {
         strength: 1.0,
         preserve_color: true,
