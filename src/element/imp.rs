@@ -594,11 +594,11 @@ impl RsStyle {
     }
 
     fn push(&self, buffer: gst::Buffer) {
+        // Counted before the push: downstream may read `stats` as soon as it holds the buffer.
+        self.counters.frames_out.fetch_add(1, Ordering::Relaxed);
         let result = self.srcpad.push(buffer);
         match result {
-            Ok(_) => {
-                self.counters.frames_out.fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(_) => {}
             Err(gst::FlowError::Flushing) | Err(gst::FlowError::Eos) => {
                 let _ = self.srcpad.pause_task();
             }
