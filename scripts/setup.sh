@@ -5,7 +5,7 @@
 #
 #   scripts/setup.sh          what building and running rsstyle needs
 #   scripts/setup.sh --test   also what the test suite needs (an old ONNX Runtime
-#                             library, to test that it is refused)
+#                             library, to test that it is refused; the VGG16 weights)
 set -euo pipefail
 
 with_test_deps=false
@@ -30,6 +30,7 @@ apt_packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-libav gstreamer1.0-x libgstrtspserver-1.0-dev libclang-dev python3-venv unzip
+  libfontconfig1-dev fonts-dejavu-core
 )
 
 missing=()
@@ -61,10 +62,19 @@ fetch_ort() {
 fetch_ort "$ort_version" "$deps/onnxruntime"
 if $with_test_deps; then
   fetch_ort 1.29.0 "$deps/onnxruntime-1.29.0"
+  # The trainer's tests need the VGG16 weights of the perceptual loss.
+  "$root/scripts/fetch-vgg16.sh"
 fi
 
-# Sample media from Debian's opencv-doc (Apache-2.0 / BSD-3).
-if [ ! -f "$assets/vtest.avi" ] || [ ! -f "$assets/tree.avi" ] || [ ! -f "$assets/starry_night.jpg" ]; then
+# Sample media from Debian's opencv-doc (OpenCV's sample data, DFSG-free; starry_night.jpg
+# is in the public domain): the videos, the style images and photos the trainer uses.
+media=(vtest.avi tree.avi starry_night.jpg graf1.png fruits.jpg)
+photos=(aero1.jpg aero3.jpg apple.jpg baboon.jpg basketball1.png blox.jpg board.jpg building.jpg
+  butterfly.jpg home.jpg leuvenA.jpg messi5.jpg orange.jpg rubberwhale1.png squirrel_cls.jpg stuff.jpg)
+have_media=true
+for f in "${media[@]}"; do [ -f "$assets/$f" ] || have_media=false; done
+for f in "${photos[@]}"; do [ -f "$assets/photos/$f" ] || have_media=false; done
+if ! $have_media; then
   echo "setup: fetching sample media (opencv-doc)"
   tmp="$(mktemp -d)"
   (cd "$tmp" && apt-get download opencv-doc >/dev/null 2>&1) || {
@@ -72,11 +82,15 @@ if [ ! -f "$assets/vtest.avi" ] || [ ! -f "$assets/tree.avi" ] || [ ! -f "$asset
     (cd "$tmp" && apt-get download opencv-doc)
   }
   dpkg -x "$tmp"/opencv-doc_*.deb "$tmp/x"
-  mkdir -p "$assets"
-  for f in vtest.avi tree.avi starry_night.jpg; do
-    src="$(find "$tmp/x" -name "$f" | head -n 1)"
-    [ -n "$src" ] || { echo "setup: $f not found in opencv-doc" >&2; exit 1; }
-    cp "$src" "$assets/$f"
+  data="$tmp/x/usr/share/doc/opencv-doc/examples/data"
+  mkdir -p "$assets/photos"
+  for f in "${media[@]}"; do
+    [ -f "$data/$f" ] || { echo "setup: $f not found in opencv-doc" >&2; exit 1; }
+    cp "$data/$f" "$assets/$f"
+  done
+  for f in "${photos[@]}"; do
+    [ -f "$data/$f" ] || { echo "setup: $f not found in opencv-doc" >&2; exit 1; }
+    cp "$data/$f" "$assets/photos/$f"
   done
   rm -rf "$tmp"
 fi

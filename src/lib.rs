@@ -2,7 +2,7 @@
 //!
 //! The path of a frame: [`element`] (GStreamer glue) → [`frame`] (frame ⇄ tensor) →
 //! [`engine`] (ONNX Runtime) described by a [`model`] manifest, and back. [`onnx`] writes ONNX
-//! models (tests and the exporter).
+//! models (tests and the exporter); [`train`] trains the models on candle.
 
 use gst::glib;
 
@@ -13,6 +13,7 @@ pub mod frame;
 pub mod model;
 pub mod onnx;
 pub mod stylizer;
+pub mod train;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     element::register(Some(plugin))

@@ -33,6 +33,18 @@ enum Command {
     Convert(app::convert::ConvertArgs),
     /// Measure the element's throughput and latency against bare inference on a model.
     Bench(app::bench::BenchArgs),
+    /// Write chosen frames of a video as PNG files (training images).
+    Frames(app::frames::FramesArgs),
+    /// Draw a before/after contact sheet of video frames styled by one or more models.
+    Sheet(app::sheet::SheetArgs),
+    /// Measure how models (with element settings) keep content and carry a style on held-out
+    /// images: perceptual losses and PSNR/SSIM against a reference row.
+    Evaluate(app::evaluate::EvaluateArgs),
+    /// Train a model (fast neural style or CycleGAN) on candle.
+    #[command(subcommand)]
+    Train(app::train::TrainCommand),
+    /// Write a trained checkpoint as an ONNX model for the element.
+    Export(app::train::ExportArgs),
     /// Print what a model expects and returns (its manifest).
     Inspect {
         /// The ONNX model.
@@ -59,6 +71,12 @@ fn main() -> ExitCode {
         Command::Cameras => app::live::list(),
         Command::Serve(args) => app::serve::run(&args),
         Command::Models => app::models::list(),
+        Command::Frames(args) => app::frames::run(&args)
+            .map(|n| println!("wrote {n} frames to {}", args.output.display())),
+        Command::Sheet(args) => app::sheet::run(&args),
+        Command::Evaluate(args) => app::evaluate::run(&args).map(|_| ()),
+        Command::Train(command) => app::train::run(&command),
+        Command::Export(args) => app::train::export(&args),
         Command::Convert(args) => match app::convert::main(&args) {
             Ok(code) => return code,
             Err(e) => Err(e),

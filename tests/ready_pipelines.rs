@@ -51,6 +51,11 @@ fn webcam_virtual_camera() {
 }
 
 #[test]
+fn cpu_realtime() {
+    run("cpu-realtime.sh", &[]);
+}
+
+#[test]
 fn side_by_side() {
     run("side-by-side.sh", &[]);
 }

@@ -3,9 +3,13 @@
 pub mod bench;
 pub mod capture;
 pub mod convert;
+pub mod evaluate;
+pub mod frames;
 pub mod live;
 pub mod models;
 pub mod serve;
+pub mod sheet;
+pub mod train;
 
 /// Parses `WIDTHxHEIGHT`.
 pub fn parse_size<T: std::str::FromStr>(s: &str) -> anyhow::Result<(T, T)> {

@@ -154,6 +154,25 @@ impl GraphBuilder {
         name.to_string()
     }
 
+    /// Adds a float16 constant (converted from `data`) and returns its name.
+    pub fn constant_f16(&mut self, name: &str, dims: &[i64], data: &[f32]) -> String {
+        assert_eq!(
+            dims.iter().product::<i64>() as usize,
+            data.len(),
+            "constant '{name}' size"
+        );
+        let mut t = TensorProto::new();
+        t.name = name.to_string();
+        t.data_type = DataType::FLOAT16 as i32;
+        t.dims = dims.to_vec();
+        t.raw_data = data
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        self.graph.initializer.push(t);
+        name.to_string()
+    }
+
     /// Adds an int64 constant and returns its name.
     pub fn constant_i64(&mut self, name: &str, dims: &[i64], data: &[i64]) -> String {
         assert_eq!(

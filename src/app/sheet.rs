@@ -1,0 +1,166 @@
+//! `rsstyle sheet`: a before/after contact sheet — chosen frames of a video in the first row,
+//! the same frames styled by each model (through the rsstyle element) in the rows below.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use gst::prelude::*;
+use image::RgbImage;
+
+/// Options of `rsstyle sheet`.
+#[derive(Debug, clap::Args)]
+pub struct SheetArgs {
+    /// The video to take frames from.
+    #[arg(long)]
+    pub video: PathBuf,
+    /// Frame indices, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub at: Vec<u64>,
+    /// Scale frames to WIDTHxHEIGHT.
+    #[arg(long, default_value = "384x288")]
+    pub size: String,
+    /// A model to show (one row each, in order); repeatable.
+    #[arg(long = "model", required = true)]
+    pub models: Vec<PathBuf>,
+    /// The PNG file to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// Runs `rsstyle sheet`.
+pub fn run(args: &SheetArgs) -> anyhow::Result<()> {
+    let size = super::parse_size::<u32>(&args.size)?;
+    let mut frames: Vec<(u64, RgbImage)> = Vec::new();
+    let last = args.at.iter().max().copied().unwrap_or(0);
+    super::frames::decode(
+        &args.video,
+        Some(size),
+        |i| args.at.contains(&i),
+        Some(last + 1),
+        |i, img| {
+            frames.push((i, img));
+            Ok(())
+        },
+    )?;
+    let missing: Vec<u64> = args
+        .at
+        .iter()
+        .filter(|i| !frames.iter().any(|(j, _)| j == *i))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        bail!("{} has no frames {missing:?}", args.video.display());
+    }
+    let originals: Vec<RgbImage> = args
+        .at
+        .iter()
+        .map(|i| frames.iter().find(|(j, _)| j == i).unwrap().1.clone())
+        .collect();
+    let mut rows = vec![originals.clone()];
+    for model in &args.models {
+        rows.push(
+            style_images(model, &originals)
+                .with_context(|| format!("styling with {}", model.display()))?,
+        );
+    }
+    let (w, h) = size;
+    let gap = 4;
+    let cols = originals.len() as u32;
+    let mut sheet = RgbImage::from_pixel(
+        cols * (w + gap) - gap,
+        rows.len() as u32 * (h + gap) - gap,
+        image::Rgb([255, 255, 255]),
+    );
+    for (r, row) in rows.iter().enumerate() {
+        for (c, img) in row.iter().enumerate() {
+            image::imageops::replace(
+                &mut sheet,
+                img,
+                (c as u32 * (w + gap)) as i64,
+                (r as u32 * (h + gap)) as i64,
+            );
+        }
+    }
+    if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    sheet
+        .save(&args.output)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    println!(
+        "wrote {} ({} frames × {} models)",
+        args.output.display(),
+        cols,
+        args.models.len()
+    );
+    Ok(())
+}
+
+/// Runs `images` (all the same size) through `appsrc ! rsstyle model=MODEL ! appsink`.
+pub fn style_images(model: &std::path::Path, images: &[RgbImage]) -> anyhow::Result<Vec<RgbImage>> {
+    style_images_with(model, &[], images)
+}
+
+/// [`style_images`] with element properties set from `name=value` strings.
+pub fn style_images_with(
+    model: &std::path::Path,
+    properties: &[(String, String)],
+    images: &[RgbImage],
+) -> anyhow::Result<Vec<RgbImage>> {
+    gst::init()?;
+    gstrsstyle::element::register(None)?;
+    let (w, h) = images[0].dimensions();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps=video/x-raw,format=RGBx,width={w},height={h},framerate=1/1 \
+         ! rsstyle name=style ! appsink name=sink sync=false"
+    ))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+    let style = pipeline.by_name("style").context("rsstyle element")?;
+    style.set_property("model", model.display().to_string());
+    for (name, value) in properties {
+        if style.find_property(name).is_none() {
+            bail!("rsstyle has no property '{name}'");
+        }
+        style.set_property_from_str(name, value);
+    }
+    let src = pipeline
+        .by_name("src")
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .context("appsrc")?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .context("appsink")?;
+    pipeline.set_state(gst::State::Playing)?;
+    for (i, img) in images.iter().enumerate() {
+        let mut data = Vec::with_capacity((w * h * 4) as usize);
+        for px in img.pixels() {
+            data.extend_from_slice(&[px[0], px[1], px[2], 255]);
+        }
+        let mut buffer = gst::Buffer::from_mut_slice(data);
+        buffer
+            .get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_seconds(i as u64));
+        src.push_buffer(buffer)?;
+    }
+    src.end_of_stream()?;
+    let mut out = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        out.push(super::frames::rgb_image(&sample)?);
+    }
+    let error = pipeline
+        .bus()
+        .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]));
+    pipeline.set_state(gst::State::Null)?;
+    if let Some(msg) = error
+        && let gst::MessageView::Error(e) = msg.view()
+    {
+        bail!("{}", e.error());
+    }
+    if out.len() != images.len() {
+        bail!("{} frames in, {} out", images.len(), out.len());
+    }
+    Ok(out)
+}
