@@ -49,17 +49,17 @@ train() {
     -o "docs/models/$name.png"
 }
 
-all=(starry-night graffiti fruits starry-night-lite)
+all=(starry-night starry-night-lite graffiti fruits)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 for name in "${selected[@]}"; do
   case "$name" in
     starry-night) train starry-night assets/starry_night.jpg 16 3 400 128 ;;
-    graffiti) train graffiti assets/graf1.png 16 3 300 128 ;;
-    fruits) train fruits assets/fruits.jpg 16 3 300 128 ;;
+    graffiti) train graffiti assets/graf1.png 16 3 250 128 ;;
+    fruits) train fruits assets/fruits.jpg 16 3 250 128 ;;
     # The CPU real-time model: a quarter of the compute, distilled from starry-night at 256².
     starry-night-lite)
-      train starry-night-lite assets/starry_night.jpg 8 2 400 256 --teacher "$runs/starry-night" ;;
+      train starry-night-lite assets/starry_night.jpg 8 2 250 256 --teacher "$runs/starry-night" ;;
     *) echo "train-models: unknown model '$name' (known: ${all[*]})" >&2; exit 2 ;;
   esac
 done

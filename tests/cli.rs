@@ -85,7 +85,18 @@ fn bench_reports_every_configuration() {
     let model = random_convnet(dir.path(), "net.onnx", None, 0, 5);
     let out = Command::new(rsstyle_bin())
         .args([
-            "bench", "--size", "32x24", "--batch", "1,2", "--frames", "8", "--reps", "1", "--json",
+            "bench",
+            "--size",
+            "32x24",
+            "--batch",
+            "1,2",
+            "--inference-scale",
+            "1,0.5",
+            "--frames",
+            "8",
+            "--reps",
+            "1",
+            "--json",
             "--model",
         ])
         .arg(&model)
@@ -98,18 +109,19 @@ fn bench_reports_every_configuration() {
     );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 2);
-    for (row, batch) in rows.iter().zip([1, 2]) {
+    assert_eq!(rows.len(), 4);
+    for (row, (batch, scale)) in rows.iter().zip([(1, 1.0), (1, 0.5), (2, 1.0), (2, 0.5)]) {
         assert_eq!(row["model"], model.display().to_string());
         assert_eq!(row["width"], 32);
         assert_eq!(row["height"], 24);
         assert_eq!(row["batch"], batch);
+        assert_eq!(row["inference_scale"], scale);
         assert!(row["element_fps"].as_f64().unwrap() > 0.0);
         assert!(row["inference_ms_per_batch"].as_f64().unwrap() > 0.0);
     }
     // Latency is measured at batch size 1 only.
     assert!(rows[0]["paced_latency_ms_p50"].as_f64().unwrap() > 0.0);
-    assert!(rows[1]["paced_latency_ms_p50"].is_null());
+    assert!(rows[2]["paced_latency_ms_p50"].is_null());
 }
 
 #[test]

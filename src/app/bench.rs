@@ -26,6 +26,10 @@ pub struct BenchArgs {
     /// Batch sizes, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub batch: Vec<usize>,
+    /// The element's `inference-scale` values, comma-separated (bare inference then runs at the
+    /// scaled size, as the engine does inside the element).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub inference_scale: Vec<f32>,
     /// Frames through the element per configuration.
     #[arg(long, default_value_t = 40)]
     pub frames: usize,
@@ -51,6 +55,7 @@ pub struct BenchRow {
     pub width: usize,
     pub height: usize,
     pub batch: usize,
+    pub inference_scale: f32,
     /// Element throughput with upstream as fast as it can, frames/s (after warm-up).
     pub element_fps: f64,
     /// Bare engine inference of one batch, median (ms).
@@ -97,6 +102,7 @@ fn bare_inference_ms(
     width: usize,
     height: usize,
     batch: usize,
+    inference_scale: f32,
 ) -> Result<(f64, Option<f64>)> {
     let options = EngineOptions {
         device: args.device.parse::<Device>().map_err(anyhow::Error::msg)?,
@@ -109,7 +115,11 @@ fn bare_inference_ms(
         &options,
     )?;
     let manifest = engine.manifest().clone();
-    let geometry = geometry_for(&manifest, width, height, &StyleParams::default());
+    let params = StyleParams {
+        inference_scale,
+        ..StyleParams::default()
+    };
+    let geometry = geometry_for(&manifest, width, height, &params);
     let shape = tensor_shape(manifest.layout, &geometry, batch);
     // The same picture the element gets, so that timing does not depend on different data.
     let frame = test_frame(width, height)?;
@@ -197,6 +207,7 @@ fn element_run(
     width: usize,
     height: usize,
     batch: usize,
+    inference_scale: f32,
     paced_fps: Option<u32>,
 ) -> Result<Timing> {
     let (live, rate) = match paced_fps {
@@ -206,7 +217,8 @@ fn element_run(
     let description = format!(
         "videotestsrc is-live={live} num-buffers={} pattern=smpte \
          ! video/x-raw,format=RGBx,width={width},height={height},framerate={rate}/1 \
-         ! rsstyle name=style batch-size={batch} threads={} device={} qos=false ! fakesink sync=false",
+         ! rsstyle name=style batch-size={batch} threads={} device={} inference-scale={inference_scale} qos=false \
+         ! fakesink sync=false",
         args.frames, args.threads, args.device
     );
     let pipeline = gst::parse::launch(&description)?
@@ -283,19 +295,24 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
     for model in &args.models {
         for size in &args.size {
             let (width, height) = super::parse_size(size)?;
-            for &batch in &args.batch {
+            for (&batch, &scale) in args
+                .batch
+                .iter()
+                .flat_map(|b| args.inference_scale.iter().map(move |s| (b, s)))
+            {
                 let (mut inference, mut fps, mut p50s, mut p99s) =
                     (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 let mut paced_inference = Vec::new();
                 let (mut element_inference, mut element_convert) = (Vec::new(), Vec::new());
                 for _ in 0..args.reps.max(1) {
-                    let (bare, bare_paced) = bare_inference_ms(args, model, width, height, batch)?;
+                    let (bare, bare_paced) =
+                        bare_inference_ms(args, model, width, height, batch, scale)?;
                     inference.push(bare);
                     paced_inference.extend(bare_paced);
-                    fps.push(element_run(args, model, width, height, batch, None)?.fps);
+                    fps.push(element_run(args, model, width, height, batch, scale, None)?.fps);
                     if batch == 1 {
                         let rate = paced_rate(bare);
-                        let run = element_run(args, model, width, height, 1, Some(rate))?;
+                        let run = element_run(args, model, width, height, 1, scale, Some(rate))?;
                         element_inference.push(run.inference_ms);
                         element_convert.push(run.convert_ms);
                         let mut paced = run.latencies_ms;
@@ -316,6 +333,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                     width,
                     height,
                     batch,
+                    inference_scale: scale,
                     element_fps: median(&mut fps),
                     inference_ms_per_batch: inference,
                     inference_fps: batch as f64 * 1e3 / inference,
@@ -333,9 +351,10 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
-            "{:>9} {:>5} {:>11} {:>9} {:>6} {:>15} {:>14} {:>12} {:>12} {:>10}",
+            "{:>9} {:>5} {:>5} {:>11} {:>9} {:>6} {:>15} {:>14} {:>12} {:>12} {:>10}",
             "size",
             "batch",
+            "scale",
             "element fps",
             "bare fps",
             "ratio",
@@ -351,9 +370,10 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 println!("{}:", r.model);
             }
             println!(
-                "{:>9} {:>5} {:>11.2} {:>9.2} {:>6.3} {:>12.2} ms {:>14} {:>12} {:>12} {:>10}",
+                "{:>9} {:>5} {:>5} {:>11.2} {:>9.2} {:>6.3} {:>12.2} ms {:>14} {:>12} {:>12} {:>10}",
                 format!("{}x{}", r.width, r.height),
                 r.batch,
+                r.inference_scale,
                 r.element_fps,
                 r.inference_fps,
                 r.element_fps / r.inference_fps,

@@ -52,19 +52,6 @@ pub struct Row {
     pub l1_vs_reference: f64,
 }
 
-fn parse_model(spec: &str) -> anyhow::Result<(PathBuf, Vec<(String, String)>)> {
-    let mut parts = spec.split(',');
-    let model = PathBuf::from(parts.next().unwrap_or_default());
-    let props = parts
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .with_context(|| format!("'{p}' in --model {spec} is not name=value"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok((model, props))
-}
-
 /// Runs `rsstyle evaluate`.
 pub fn run(args: &EvaluateArgs) -> anyhow::Result<Vec<Row>> {
     if args.reference >= args.models.len() {
@@ -98,7 +85,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Vec<Row>> {
     let fx = vgg.features(&x, 2)?;
     let mut outputs = Vec::new();
     for spec in &args.models {
-        let (model, props) = parse_model(spec)?;
+        let (model, props) = super::sheet::parse_model(spec)?;
         let styled = super::sheet::style_images_with(&model, &props, &images)
             .with_context(|| format!("styling with {spec}"))?;
         outputs.push(to_unit(&to_tensor(&styled)?)?);

@@ -19,9 +19,10 @@ pub struct SheetArgs {
     /// Scale frames to WIDTHxHEIGHT.
     #[arg(long, default_value = "384x288")]
     pub size: String,
-    /// A model to show (one row each, in order); repeatable.
+    /// A model to show (one row each, in order), optionally with element properties:
+    /// `MODEL[,name=value…]`; repeatable.
     #[arg(long = "model", required = true)]
-    pub models: Vec<PathBuf>,
+    pub models: Vec<String>,
     /// The PNG file to write.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -57,10 +58,11 @@ pub fn run(args: &SheetArgs) -> anyhow::Result<()> {
         .map(|i| frames.iter().find(|(j, _)| j == i).unwrap().1.clone())
         .collect();
     let mut rows = vec![originals.clone()];
-    for model in &args.models {
+    for spec in &args.models {
+        let (model, props) = parse_model(spec)?;
         rows.push(
-            style_images(model, &originals)
-                .with_context(|| format!("styling with {}", model.display()))?,
+            style_images_with(&model, &props, &originals)
+                .with_context(|| format!("styling with {spec}"))?,
         );
     }
     let (w, h) = size;
@@ -96,12 +98,22 @@ pub fn run(args: &SheetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `images` (all the same size) through `appsrc ! rsstyle model=MODEL ! appsink`.
-pub fn style_images(model: &std::path::Path, images: &[RgbImage]) -> anyhow::Result<Vec<RgbImage>> {
-    style_images_with(model, &[], images)
+/// Splits `MODEL[,name=value…]` into the model and element properties.
+pub fn parse_model(spec: &str) -> anyhow::Result<(PathBuf, Vec<(String, String)>)> {
+    let mut parts = spec.split(',');
+    let model = PathBuf::from(parts.next().unwrap_or_default());
+    let props = parts
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("'{p}' in --model {spec} is not name=value"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((model, props))
 }
 
-/// [`style_images`] with element properties set from `name=value` strings.
+/// Runs `images` (all the same size) through `appsrc ! rsstyle model=MODEL ! appsink`, with
+/// element properties set from `name=value` strings.
 pub fn style_images_with(
     model: &std::path::Path,
     properties: &[(String, String)],

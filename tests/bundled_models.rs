@@ -1,0 +1,92 @@
+//! The models shipped in `models/`: listed, self-describing, small, and running in the element
+//! and in the ready pipelines as their defaults.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use gst::prelude::*;
+use gstrsstyle::frame::PixelFormat;
+
+const BUNDLED: [&str; 4] = ["fruits", "graffiti", "starry-night", "starry-night-lite"];
+
+fn bundled(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(format!("{name}.onnx"))
+}
+
+#[test]
+fn every_bundled_model_is_listed_with_its_description_and_is_small() {
+    let out = Command::new(rsstyle_bin())
+        .arg("models")
+        .env_remove("RSSTYLE_MODELS")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in BUNDLED {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{text}"));
+        assert!(line.contains("(-1..1)"), "{line}");
+        assert!(line.contains("trained by rsstyle"), "{line}");
+        let size = std::fs::metadata(bundled(name)).unwrap().len();
+        assert!(size < 10_000_000, "{name}.onnx is {size} bytes");
+    }
+}
+
+#[test]
+fn bundled_models_restyle_a_frame() {
+    let (w, h) = (64, 48);
+    let input = pattern(w, h);
+    for name in BUNDLED {
+        let out = run_frame(
+            &[("model", bundled(name).display().to_string().to_value())],
+            PixelFormat::Rgb,
+            w,
+            h,
+            &input,
+        );
+        // A style changes the picture a lot, not a little.
+        let mean_change: f64 = input
+            .iter()
+            .zip(&out)
+            .map(|(a, b)| {
+                (0..3)
+                    .map(|c| (a[c] as f64 - b[c] as f64).abs())
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            / (3 * w * h) as f64;
+        assert!(mean_change > 10.0, "{name}: mean change {mean_change:.1}");
+    }
+}
+
+#[test]
+fn pipelines_default_to_the_bundled_models() {
+    for script in ["webcam-preview.sh", "cpu-realtime.sh"] {
+        let out = Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("pipelines")
+                .join(script),
+        )
+        .env_remove("MODEL")
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env(
+            "SOURCE",
+            "videotestsrc num-buffers=10 ! video/x-raw,width=320,height=240",
+        )
+        .env("SINK", "fakesink")
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
