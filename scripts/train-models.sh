@@ -56,7 +56,7 @@ for name in "${selected[@]}"; do
   case "$name" in
     starry-night) train starry-night assets/starry_night.jpg 16 3 400 128 ;;
     graffiti) train graffiti assets/graf1.png 16 3 250 128 ;;
-    fruits) train fruits assets/fruits.jpg 16 3 250 128 ;;
+    fruits) train fruits assets/fruits.jpg 16 3 200 128 ;;
     # The CPU real-time model: a quarter of the compute, distilled from starry-night at 256².
     starry-night-lite)
       train starry-night-lite assets/starry_night.jpg 8 2 250 256 --teacher "$runs/starry-night" ;;
