@@ -43,8 +43,13 @@ train() {
       --style "$style" --width "$width" --blocks "$blocks" --size "$size" --batch 4 \
       --steps "$steps" --sample-every 50 --checkpoint-every 50 --seed 1 "$@"
   fi
+  local how="trained by rsstyle on $(basename "$style")" prev=""
+  for a in "$@"; do
+    [ "$prev" = --teacher ] && how="distilled by rsstyle from the $(basename "$a") run ($(basename "$style"))"
+    prev="$a"
+  done
   "$bin" export "$run" -o "models/$name.onnx" --force \
-    --description "Johnson net (width $width, $blocks residual blocks) trained by rsstyle on $(basename "$style"); see models/README.md"
+    --description "Johnson net (width $width, $blocks residual blocks) $how; see models/README.md"
   "$bin" sheet --video assets/vtest.avi --at 100,300,500,700 --model "models/$name.onnx" \
     -o "docs/models/$name.png"
 }

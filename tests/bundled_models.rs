@@ -33,7 +33,7 @@ fn every_bundled_model_is_listed_with_its_description_and_is_small() {
             .find(|l| l.starts_with(&format!("{name}: ")))
             .unwrap_or_else(|| panic!("{name} not listed:\n{text}"));
         assert!(line.contains("(-1..1)"), "{line}");
-        assert!(line.contains("trained by rsstyle"), "{line}");
+        assert!(line.contains(" by rsstyle "), "{line}");
         let size = std::fs::metadata(bundled(name)).unwrap().len();
         assert!(size < 10_000_000, "{name}.onnx is {size} bytes");
     }
