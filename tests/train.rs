@@ -230,6 +230,14 @@ fn style_run_logs_samples_plots_checkpoints_and_exports_a_model_the_element_runs
         .map(|r| r["step"].as_u64().unwrap())
         .collect();
     assert_eq!(steps, vec![2, 4, 6, 8]);
+    let elapsed: Vec<f64> = records
+        .iter()
+        .map(|r| r["elapsed_s"].as_f64().unwrap())
+        .collect();
+    assert!(
+        elapsed[0] > 0.0 && elapsed.windows(2).all(|w| w[1] >= w[0]),
+        "{elapsed:?}"
+    );
     let loss = |r: &serde_json::Value| r["loss"].as_f64().unwrap();
     assert!(
         loss(&records[3]) < loss(&records[0]),
@@ -345,12 +353,18 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
         );
         assert!(d < 1e-5, "{name} differs by {d} after resuming");
     }
-    // The resumed log has each step once.
-    let steps: Vec<u64> = log_records(&split)
+    // The resumed log has each step once, and its training time carries on from the checkpoint.
+    let records = log_records(&split);
+    let steps: Vec<u64> = records
         .iter()
         .map(|r| r["step"].as_u64().unwrap())
         .collect();
     assert_eq!(steps, vec![2, 3, 4, 6]);
+    let elapsed: Vec<f64> = records
+        .iter()
+        .map(|r| r["elapsed_s"].as_f64().unwrap())
+        .collect();
+    assert!(elapsed.windows(2).all(|w| w[1] >= w[0]), "{elapsed:?}");
 }
 
 #[test]

@@ -52,6 +52,9 @@ pub trait Task {
     fn rng(&mut self) -> &mut Rng;
 }
 
+/// Checkpoint counter holding the run's training time in milliseconds.
+const ELAPSED_KEY: &str = "elapsed_ms";
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -71,18 +74,24 @@ pub fn drive(
     quiet: bool,
 ) -> anyhow::Result<Outcome> {
     let mut start = 0;
+    // Training time of earlier sessions of this run, so `elapsed_s` spans resumes.
+    let mut earlier_ms = 0;
     if resume {
         let ckpt = run.load_checkpoint()?;
         task.restore(&ckpt)?;
         *task.rng() = ckpt.state.rng;
         start = ckpt.state.step;
+        earlier_ms = ckpt.state.extra.get(ELAPSED_KEY).copied().unwrap_or(0);
         run.truncate_log(start)?;
         if !quiet {
             eprintln!("resuming {} at step {start}", run.root.display());
         }
     }
+    let session = std::time::Instant::now();
+    let elapsed_ms = || earlier_ms + session.elapsed().as_millis() as u64;
     let save = |task: &mut dyn Task, step: u64| -> anyhow::Result<()> {
-        let (weights, optimizer, extra) = task.checkpoint();
+        let (weights, optimizer, mut extra) = task.checkpoint();
+        extra.insert(ELAPSED_KEY.to_string(), elapsed_ms());
         let state = CheckpointState {
             step,
             rng: *task.rng(),
@@ -135,6 +144,7 @@ pub fn drive(
         if !record.is_empty() {
             let mut json = serde_json::Map::new();
             json.insert("step".into(), step.into());
+            json.insert("elapsed_s".into(), (elapsed_ms() as f64 / 1e3).into());
             for (k, v) in record {
                 json.insert(k, v.into());
             }

@@ -6,7 +6,8 @@ use plotters::prelude::*;
 
 type Record = serde_json::Map<String, serde_json::Value>;
 
-/// Plots every numeric field of `records` except `step`/`lr` whose name passes `select`,
+/// Plots every numeric field of `records` except `step`, `lr` and `elapsed_s` whose name passes
+/// `select`,
 /// against `step`. Returns the number of series drawn.
 pub fn plot(
     records: &[Record],
@@ -18,7 +19,7 @@ pub fn plot(
     let mut names: Vec<String> = records
         .iter()
         .flat_map(|r| r.keys().cloned())
-        .filter(|k| k != "step" && k != "lr" && select(k))
+        .filter(|k| !["step", "lr", "elapsed_s"].contains(&k.as_str()) && select(k))
         .collect();
     names.sort();
     names.dedup();

@@ -4,7 +4,8 @@
 //! ```text
 //! RUN/run.json                  task and configuration (what `--resume` and `export` read)
 //! RUN/checkpoint/               weights.safetensors, optimizer.safetensors, state.json
-//! RUN/log.jsonl                 one JSON object per logged step
+//! RUN/log.jsonl                 one JSON object per logged step (with `elapsed_s`, training
+//!                               time so far, across resumes)
 //! RUN/samples/step-NNNNNN.png   input / output grids
 //! RUN/plots/losses.png, metrics.png
 //! ```
