@@ -65,34 +65,11 @@ pub fn run(args: &SheetArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("styling with {spec}"))?,
         );
     }
-    let (w, h) = size;
-    let gap = 4;
-    let cols = originals.len() as u32;
-    let mut sheet = RgbImage::from_pixel(
-        cols * (w + gap) - gap,
-        rows.len() as u32 * (h + gap) - gap,
-        image::Rgb([255, 255, 255]),
-    );
-    for (r, row) in rows.iter().enumerate() {
-        for (c, img) in row.iter().enumerate() {
-            image::imageops::replace(
-                &mut sheet,
-                img,
-                (c as u32 * (w + gap)) as i64,
-                (r as u32 * (h + gap)) as i64,
-            );
-        }
-    }
-    if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    sheet
-        .save(&args.output)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    gstrsstyle::train::data::save_image_grid(&rows, &args.output)?;
     println!(
         "wrote {} ({} frames × {} models)",
         args.output.display(),
-        cols,
+        originals.len(),
         args.models.len()
     );
     Ok(())

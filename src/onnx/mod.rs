@@ -140,51 +140,44 @@ impl GraphBuilder {
 
     /// Adds a float32 constant and returns its name.
     pub fn constant_f32(&mut self, name: &str, dims: &[i64], data: &[f32]) -> String {
-        assert_eq!(
-            dims.iter().product::<i64>() as usize,
-            data.len(),
-            "constant '{name}' size"
-        );
-        let mut t = TensorProto::new();
-        t.name = name.to_string();
-        t.data_type = DataType::FLOAT as i32;
-        t.dims = dims.to_vec();
-        t.raw_data = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.graph.initializer.push(t);
-        name.to_string()
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(name, DataType::FLOAT, dims, data.len(), raw)
     }
 
     /// Adds a float16 constant (converted from `data`) and returns its name.
     pub fn constant_f16(&mut self, name: &str, dims: &[i64], data: &[f32]) -> String {
-        assert_eq!(
-            dims.iter().product::<i64>() as usize,
-            data.len(),
-            "constant '{name}' size"
-        );
-        let mut t = TensorProto::new();
-        t.name = name.to_string();
-        t.data_type = DataType::FLOAT16 as i32;
-        t.dims = dims.to_vec();
-        t.raw_data = data
+        let raw = data
             .iter()
             .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
             .collect();
-        self.graph.initializer.push(t);
-        name.to_string()
+        self.initializer(name, DataType::FLOAT16, dims, data.len(), raw)
     }
 
     /// Adds an int64 constant and returns its name.
     pub fn constant_i64(&mut self, name: &str, dims: &[i64], data: &[i64]) -> String {
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(name, DataType::INT64, dims, data.len(), raw)
+    }
+
+    /// Adds an initializer of `len` elements stored little-endian in `raw`.
+    fn initializer(
+        &mut self,
+        name: &str,
+        data_type: DataType,
+        dims: &[i64],
+        len: usize,
+        raw: Vec<u8>,
+    ) -> String {
         assert_eq!(
             dims.iter().product::<i64>() as usize,
-            data.len(),
+            len,
             "constant '{name}' size"
         );
         let mut t = TensorProto::new();
         t.name = name.to_string();
-        t.data_type = DataType::INT64 as i32;
+        t.data_type = data_type as i32;
         t.dims = dims.to_vec();
-        t.raw_data = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        t.raw_data = raw;
         self.graph.initializer.push(t);
         name.to_string()
     }

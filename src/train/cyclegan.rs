@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::adam::Adam;
 use super::data::{ImageSet, save_grid};
-use super::driver::{Scalars, Schedule, Task};
-use super::losses::{l1, psnr, ssim, to_unit};
+use super::driver::{Saved, Scalars, Schedule, Task};
+use super::losses::{l1, psnr, scalar, ssim, to_unit};
 use super::nets::{Arch, Net};
 use super::params::Params;
 use super::rng::Rng;
@@ -128,10 +128,6 @@ fn lsgan(pred: &Tensor, real: bool) -> candle_core::Result<Tensor> {
 fn accuracy(pred: &Tensor, real: bool) -> candle_core::Result<f64> {
     let right = if real { pred.gt(0.5)? } else { pred.lt(0.5)? };
     Ok(right.to_dtype(DType::F32)?.mean_all()?.to_scalar::<f32>()? as f64)
-}
-
-fn scalar(t: &Tensor) -> candle_core::Result<f64> {
-    Ok(t.to_scalar::<f32>()? as f64)
 }
 
 impl CycleTask {
@@ -276,13 +272,7 @@ impl Task for CycleTask {
         save_grid(&[a, &fake_b, &cyc_a, b, &fake_a, &cyc_b], path)
     }
 
-    fn checkpoint(
-        &self,
-    ) -> (
-        HashMap<String, Tensor>,
-        HashMap<String, Tensor>,
-        HashMap<String, u64>,
-    ) {
+    fn checkpoint(&self) -> Saved {
         let mut optim = HashMap::new();
         for (k, v) in self.opt_g.state() {
             optim.insert(format!("opt_g.{k}"), v);

@@ -196,6 +196,12 @@ pub fn save_grid(rows: &[&Tensor], path: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|t| to_images(t))
         .collect::<candle_core::Result<_>>()?;
+    save_image_grid(&rows, path)
+}
+
+/// Saves images of one size as a grid (rows × columns, 4-pixel white gaps) in a PNG file,
+/// creating its folder.
+pub fn save_image_grid(rows: &[Vec<RgbImage>], path: &Path) -> anyhow::Result<()> {
     let (w, h) = rows[0][0].dimensions();
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
     let gap = 4;
@@ -214,7 +220,7 @@ pub fn save_grid(rows: &[&Tensor], path: &Path) -> anyhow::Result<()> {
             );
         }
     }
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     sheet

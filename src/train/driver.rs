@@ -17,6 +17,13 @@ use super::run::{CheckpointState, LoadedCheckpoint, RunDir};
 /// Scalars logged at a step, by name.
 pub type Scalars = BTreeMap<String, f64>;
 
+/// What a task saves in a checkpoint: weights, optimiser tensors, counters.
+pub type Saved = (
+    HashMap<String, Tensor>,
+    HashMap<String, Tensor>,
+    HashMap<String, u64>,
+);
+
 /// How often the loop logs, evaluates and checkpoints.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Schedule {
@@ -39,13 +46,7 @@ pub trait Task {
     /// Writes a grid of inputs and outputs.
     fn sample(&mut self, path: &Path) -> anyhow::Result<()>;
     /// Weights, optimiser tensors and counters to save.
-    fn checkpoint(
-        &self,
-    ) -> (
-        HashMap<String, Tensor>,
-        HashMap<String, Tensor>,
-        HashMap<String, u64>,
-    );
+    fn checkpoint(&self) -> Saved;
     /// Restores what [`Task::checkpoint`] saved.
     fn restore(&mut self, checkpoint: &LoadedCheckpoint) -> anyhow::Result<()>;
     /// The task's random state.

@@ -2,6 +2,11 @@
 
 use candle_core::{D, DType, Device, Result, Tensor};
 
+/// A scalar f32 tensor's value.
+pub fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_scalar::<f32>()? as f64)
+}
+
 /// Mean squared error.
 pub fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     a.broadcast_sub(b)?.sqr()?.mean_all()

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 type Record = serde_json::Map<String, serde_json::Value>;
@@ -63,48 +65,45 @@ pub fn plot(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(70);
-    let colours = |i: usize| Palette99::pick(i).to_rgba();
     if log_y {
-        let mut chart = builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?;
-        chart.configure_mesh().x_desc("step").draw()?;
-        for (i, (name, points)) in series.iter().enumerate() {
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    colours(i).stroke_width(2),
-                ))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], colours(i).stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_lines(
+            builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?,
+            &series,
+        )?;
     } else {
-        let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1)?;
-        chart.configure_mesh().x_desc("step").draw()?;
-        for (i, (name, points)) in series.iter().enumerate() {
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    colours(i).stroke_width(2),
-                ))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], colours(i).stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_lines(builder.build_cartesian_2d(x0..x1, y0..y1)?, &series)?;
     }
     root.present()?;
     Ok(series.len())
+}
+
+/// Draws named point series as lines with a legend, on a linear or logarithmic y axis.
+fn draw_lines<'a, Y>(
+    mut chart: ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> anyhow::Result<()>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let colours = |i: usize| Palette99::pick(i).to_rgba();
+    chart.configure_mesh().x_desc("step").draw()?;
+    for (i, (name, points)) in series.iter().enumerate() {
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                colours(i).stroke_width(2),
+            ))?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], colours(i).stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
 }
 
 /// Writes `plots/losses.png` (fields starting with `loss`) and `plots/metrics.png` (the rest).

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::adam::Adam;
 use super::data::{ImageSet, center_square, load_rgb, save_grid, to_tensor};
-use super::driver::{Scalars, Schedule, Task};
-use super::losses::{gram, l1, mse, psnr, ssim, to_unit, total_variation};
+use super::driver::{Saved, Scalars, Schedule, Task};
+use super::losses::{gram, l1, mse, psnr, scalar, ssim, to_unit, total_variation};
 use super::nets::{Arch, Net};
 use super::params::Params;
 use super::rng::Rng;
@@ -164,10 +164,6 @@ impl StyleTask {
     }
 }
 
-fn scalar(t: &Tensor) -> candle_core::Result<f64> {
-    Ok(t.to_scalar::<f32>()? as f64)
-}
-
 impl Task for StyleTask {
     fn step(&mut self, _step: u64) -> anyhow::Result<Scalars> {
         let x = self.content.batch(self.config.batch, &mut self.rng)?;
@@ -215,13 +211,7 @@ impl Task for StyleTask {
         save_grid(&[&self.eval, &y], path)
     }
 
-    fn checkpoint(
-        &self,
-    ) -> (
-        HashMap<String, Tensor>,
-        HashMap<String, Tensor>,
-        HashMap<String, u64>,
-    ) {
+    fn checkpoint(&self) -> Saved {
         (
             self.params.tensors(),
             self.adam.state(),
