@@ -30,4 +30,4 @@ echo "## Quality on held-out frames (reference: row 0, the full bundled model)"
 
 "$bin" sheet --video assets/vtest.avi --at 100,300,500,700 --size 640x480 \
   --model models/starry-night.onnx --model models/starry-night-lite.onnx,inference-scale=0.5 \
-  -o docs/cpu-realtime.png
+  -o docs/cpu-realtime.jpg

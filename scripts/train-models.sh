@@ -51,7 +51,7 @@ train() {
   "$bin" export "$run" -o "models/$name.onnx" --force \
     --description "Johnson net (width $width, $blocks residual blocks) $how; see models/README.md"
   "$bin" sheet --video assets/vtest.avi --at 100,300,500,700 --model "models/$name.onnx" \
-    -o "docs/models/$name.png"
+    -o "docs/models/$name.jpg"
 }
 
 all=(starry-night starry-night-lite graffiti fruits)

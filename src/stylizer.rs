@@ -1,7 +1,7 @@
 //! Frames through one engine: frames → batch tensor → inference → frames.
 
 use crate::engine::{Engine, EngineError};
-use crate::frame::{self, Blend, FrameMut, FrameRef, Geometry, TensorFormat};
+use crate::frame::{self, Blend, FrameMut, FrameRef, Geometry, TensorFormat, TensorValue};
 use crate::model::{Layout, Manifest};
 
 /// Per-frame controls.
@@ -59,20 +59,127 @@ pub struct BatchTiming {
     pub infer: std::time::Duration,
 }
 
+/// The tensors of engines that take frames as bytes ([`Engine::takes_bytes`]).
+pub use crate::frame::bytes::RGB_BYTES as BYTE_FORMAT;
+
+/// Input and output tensors of one element type, reused from batch to batch.
+#[derive(Default)]
+struct Buffers<T> {
+    input: Vec<T>,
+    output: Vec<T>,
+}
+
+/// A tensor element type an [`Engine`] runs batches of.
+trait EngineValue: TensorValue {
+    fn buffers(s: &mut Stylizer) -> (&mut dyn Engine, &mut Buffers<Self>);
+    /// [`frame::frame_to_tensor`] for this element type, on up to `threads` threads.
+    fn to_tensor(
+        frame: &FrameRef,
+        geometry: &Geometry,
+        format: &TensorFormat,
+        tensor: &mut [Self],
+        threads: usize,
+    );
+    /// [`frame::tensor_to_frame`] for this element type, on up to `threads` threads.
+    fn to_frame(
+        tensor: &[Self],
+        geometry: &Geometry,
+        format: &TensorFormat,
+        blend: &Blend,
+        input: &FrameRef,
+        out: &mut FrameMut,
+        threads: usize,
+    );
+    fn infer(
+        engine: &mut dyn Engine,
+        input: &[Self],
+        shape: [usize; 4],
+        conditioning: Option<&[f32]>,
+        output: &mut Vec<Self>,
+    ) -> Result<[usize; 4], EngineError>;
+}
+
+impl EngineValue for f32 {
+    fn buffers(s: &mut Stylizer) -> (&mut dyn Engine, &mut Buffers<f32>) {
+        (s.engine.as_mut(), &mut s.floats)
+    }
+    fn to_tensor(f: &FrameRef, g: &Geometry, format: &TensorFormat, t: &mut [f32], _: usize) {
+        frame::frame_to_tensor(f, g, format, t)
+    }
+    fn to_frame(
+        t: &[f32],
+        g: &Geometry,
+        format: &TensorFormat,
+        blend: &Blend,
+        input: &FrameRef,
+        out: &mut FrameMut,
+        _: usize,
+    ) {
+        frame::tensor_to_frame(t, g, format, blend, input, out)
+    }
+    fn infer(
+        engine: &mut dyn Engine,
+        input: &[f32],
+        shape: [usize; 4],
+        conditioning: Option<&[f32]>,
+        output: &mut Vec<f32>,
+    ) -> Result<[usize; 4], EngineError> {
+        engine.infer(input, shape, conditioning, output)
+    }
+}
+
+impl EngineValue for u8 {
+    fn buffers(s: &mut Stylizer) -> (&mut dyn Engine, &mut Buffers<u8>) {
+        (s.engine.as_mut(), &mut s.bytes)
+    }
+    fn to_tensor(f: &FrameRef, g: &Geometry, _: &TensorFormat, t: &mut [u8], threads: usize) {
+        frame::bytes::frame_to_rgb(f, g, t, threads)
+    }
+    fn to_frame(
+        t: &[u8],
+        g: &Geometry,
+        _: &TensorFormat,
+        blend: &Blend,
+        input: &FrameRef,
+        out: &mut FrameMut,
+        threads: usize,
+    ) {
+        frame::bytes::rgb_to_frame(t, g, blend, input, out, threads)
+    }
+    fn infer(
+        engine: &mut dyn Engine,
+        input: &[u8],
+        shape: [usize; 4],
+        conditioning: Option<&[f32]>,
+        output: &mut Vec<u8>,
+    ) -> Result<[usize; 4], EngineError> {
+        engine.infer_bytes(input, shape, conditioning, output)
+    }
+}
+
 /// Runs frames through an engine, reusing its buffers from batch to batch.
 pub struct Stylizer {
     engine: Box<dyn Engine>,
-    input: Vec<f32>,
-    output: Vec<f32>,
+    floats: Buffers<f32>,
+    bytes: Buffers<u8>,
     conditioning: Vec<f32>,
+    /// Threads converting large frames for engines that take bytes: such an engine runs on a
+    /// GPU and leaves the host's cores to the conversion.
+    conversion_threads: usize,
 }
 
 impl Stylizer {
     pub fn new(engine: Box<dyn Engine>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
+            conversion_threads: if engine.takes_bytes() {
+                (cores / 2).clamp(1, 8)
+            } else {
+                1
+            },
             engine,
-            input: Vec::new(),
-            output: Vec::new(),
+            floats: Buffers::default(),
+            bytes: Buffers::default(),
             conditioning: Vec::new(),
         }
     }
@@ -102,10 +209,22 @@ impl Stylizer {
     /// Styles a batch of frames in one inference. All frames must need the same tensor
     /// geometry (see [`geometry_for`]).
     pub fn process_batch(&mut self, items: &mut [BatchItem]) -> Result<BatchTiming, EngineError> {
+        if self.engine.takes_bytes() {
+            self.process::<u8>(items)
+        } else {
+            self.process::<f32>(items)
+        }
+    }
+
+    fn process<T: EngineValue>(
+        &mut self,
+        items: &mut [BatchItem],
+    ) -> Result<BatchTiming, EngineError> {
         let Some(first) = items.first() else {
             return Ok(BatchTiming::default());
         };
         let started = std::time::Instant::now();
+        let bytes = self.engine.takes_bytes();
         let manifest = self.engine.manifest();
         let geometry = geometry_for(
             manifest,
@@ -113,19 +232,23 @@ impl Stylizer {
             first.input.height,
             &first.params,
         );
-        let in_format = TensorFormat {
-            layout: manifest.layout,
-            channel_order: manifest.channel_order,
-            range: manifest.input_range,
-        };
-        let out_format = TensorFormat {
-            range: manifest.output_range,
-            ..in_format
+        let (in_format, out_format, layout) = if bytes {
+            (BYTE_FORMAT, BYTE_FORMAT, Layout::Nhwc)
+        } else {
+            let input = TensorFormat {
+                layout: manifest.layout,
+                channel_order: manifest.channel_order,
+                range: manifest.input_range,
+            };
+            let output = TensorFormat {
+                range: manifest.output_range,
+                ..input
+            };
+            (input, output, manifest.layout)
         };
         let per_image = 3 * geometry.tensor_pixels();
-        let shape = tensor_shape(manifest.layout, &geometry, items.len());
-        self.input.resize(per_image * items.len(), 0.0);
-        for (item, tensor) in items.iter().zip(self.input.chunks_exact_mut(per_image)) {
+        let shape = tensor_shape(layout, &geometry, items.len());
+        for item in items.iter() {
             Self::check_params(manifest, &item.params).map_err(EngineError::Inference)?;
             let g = geometry_for(manifest, item.input.width, item.input.height, &item.params);
             if g != geometry {
@@ -134,38 +257,54 @@ impl Stylizer {
                     g.frame_width, g.frame_height, geometry.frame_width, geometry.frame_height
                 )));
             }
-            frame::frame_to_tensor(&item.input, &geometry, &in_format, tensor);
         }
-
         let conditioning = match &manifest.conditioning {
             Some(c) => {
-                self.conditioning.clear();
-                self.conditioning.resize(c.length * items.len(), 0.0);
+                let mut values = std::mem::take(&mut self.conditioning);
+                values.clear();
+                values.resize(c.length * items.len(), 0.0);
                 for (i, item) in items.iter().enumerate() {
-                    self.conditioning[i * c.length + item.params.style] = 1.0;
+                    values[i * c.length + item.params.style] = 1.0;
                 }
-                Some(&self.conditioning[..])
+                Some(values)
             }
             None => None,
         };
+
+        let threads = self.conversion_threads;
+        let (engine, buffers) = T::buffers(self);
+        buffers.input.resize(per_image * items.len(), T::default());
+        for (item, tensor) in items.iter().zip(buffers.input.chunks_exact_mut(per_image)) {
+            T::to_tensor(&item.input, &geometry, &in_format, tensor, threads);
+        }
         let inferring = std::time::Instant::now();
-        let got = self
-            .engine
-            .infer(&self.input, shape, conditioning, &mut self.output)?;
+        let got = T::infer(
+            engine,
+            &buffers.input,
+            shape,
+            conditioning.as_deref(),
+            &mut buffers.output,
+        );
         let inferred = std::time::Instant::now();
+        if let Some(c) = conditioning {
+            self.conditioning = c;
+        }
+        let got = got?;
         if got != shape {
             return Err(EngineError::Inference(format!(
                 "model output has shape {got:?} but the input had {shape:?}; rsstyle needs an output the size of its input"
             )));
         }
-        for (item, tensor) in items.iter_mut().zip(self.output.chunks_exact(per_image)) {
-            frame::tensor_to_frame(
+        let (_, buffers) = T::buffers(self);
+        for (item, tensor) in items.iter_mut().zip(buffers.output.chunks_exact(per_image)) {
+            T::to_frame(
                 tensor,
                 &geometry,
                 &out_format,
                 &item.params.blend,
                 &item.input,
                 &mut item.output,
+                threads,
             );
         }
         Ok(BatchTiming {

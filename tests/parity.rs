@@ -132,6 +132,29 @@ fn conditioned_model_matches_onnxruntime() {
 }
 
 #[test]
+fn bundled_model_gives_the_same_bytes_when_frames_travel_as_bytes() {
+    // The byte-wrapped graph (conversions inside the model, as on a GPU) against the float
+    // path on a real frame through a real trained net.
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/starry-night.onnx");
+    let (w, h, pixels) = photo_frame(100);
+    let run = |io: &str| {
+        run_frame(
+            &[
+                ("model", model.display().to_string().to_value()),
+                ("engine-options", format!("frame-io={io}").to_value()),
+            ],
+            PixelFormat::Bgrx,
+            w,
+            h,
+            &pixels,
+        )
+    };
+    let (bytes, floats) = (run("bytes"), run("float"));
+    assert_eq!(max_difference(&bytes, &floats), 0);
+    assert!(max_difference(&bytes, &pixels) > 20);
+}
+
+#[test]
 fn the_project_local_onnx_runtime_is_found_with_its_version() {
     if std::env::var_os("ORT_DYLIB_PATH").is_some() {
         return; // an explicit library takes precedence; nothing to check about discovery

@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use gst::prelude::*;
-use gstrsstyle::engine::{self, Device, EngineOptions};
-use gstrsstyle::frame::{FrameRef, PixelFormat, TensorFormat, frame_to_tensor};
+use gstrsstyle::engine::{self, Device, EngineOptions, FrameIo};
+use gstrsstyle::frame::{FrameMut, FrameRef, PixelFormat, TensorFormat, frame_to_tensor};
+use gstrsstyle::model::Layout;
 use gstrsstyle::model::ManifestPatch;
-use gstrsstyle::stylizer::{StyleParams, geometry_for, tensor_shape};
+use gstrsstyle::stylizer::{
+    BYTE_FORMAT, BatchItem, StyleParams, Stylizer, geometry_for, tensor_shape,
+};
 use serde::Serialize;
 
 /// Options of `rsstyle bench`.
@@ -39,10 +42,19 @@ pub struct BenchArgs {
     /// Inference device: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Inference engine settings, comma-separated KEY=VALUE (frame-io=auto|float|bytes,
+    /// cuda-nhwc=true|false, cuda-tf32=true|false, cuda-search=exhaustive|heuristic), as the
+    /// element's `engine-options` property.
+    #[arg(long, default_value = "")]
+    pub engine_options: String,
     /// Repetitions of each measurement (element and bare inference alternate); medians are
     /// reported.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
+    /// Also style one test frame per model and size on the CPU (float tensors, the reference
+    /// path) and report how far the configured device's bytes are from it.
+    #[arg(long)]
+    pub compare_cpu: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -52,6 +64,8 @@ pub struct BenchArgs {
 #[derive(Debug, Serialize)]
 pub struct BenchRow {
     pub model: String,
+    /// Where inference ran, as the engine describes it.
+    pub engine: String,
     pub width: usize,
     pub height: usize,
     pub batch: usize,
@@ -71,6 +85,73 @@ pub struct BenchRow {
     /// In the paced run, the element's own medians: engine inference and frame conversion.
     pub paced_element_inference_ms: Option<f64>,
     pub paced_element_convert_ms: Option<f64>,
+    /// With `--compare-cpu`: the largest difference of an output byte from the CPU's, and the
+    /// share of bytes that differ at all.
+    pub max_diff_vs_cpu: Option<u8>,
+    pub differing_vs_cpu: Option<f64>,
+}
+
+/// Styles the test frame on the configured device and on the CPU with float tensors; returns
+/// the largest byte difference and the share of bytes that differ.
+fn compare_with_cpu(
+    args: &BenchArgs,
+    model: &Path,
+    width: usize,
+    height: usize,
+) -> Result<(u8, f64)> {
+    let frame = test_frame(width, height)?;
+    let style = |options: &EngineOptions| -> Result<Vec<u8>> {
+        let (engine, _) = engine::open(
+            &model.display().to_string(),
+            None,
+            &ManifestPatch::default(),
+            options,
+        )?;
+        let mut stylizer = Stylizer::new(engine);
+        let mut out = vec![0u8; frame.len()];
+        let view = |data| FrameRef {
+            data,
+            width,
+            height,
+            stride: width * 4,
+            format: PixelFormat::Rgbx,
+        };
+        stylizer.process_batch(&mut [BatchItem {
+            input: view(&frame),
+            output: FrameMut {
+                data: &mut out,
+                width,
+                height,
+                stride: width * 4,
+                format: PixelFormat::Rgbx,
+            },
+            params: StyleParams::default(),
+        }])?;
+        Ok(out)
+    };
+    let mut options = EngineOptions {
+        device: args.device.parse::<Device>().map_err(anyhow::Error::msg)?,
+        threads: args.threads,
+        ..EngineOptions::default()
+    };
+    options
+        .apply(&args.engine_options)
+        .map_err(anyhow::Error::msg)?;
+    let device = style(&options)?;
+    let cpu = style(&EngineOptions {
+        device: Device::Cpu,
+        threads: args.threads,
+        frame_io: FrameIo::Float,
+        ..EngineOptions::default()
+    })?;
+    let diffs: Vec<u8> = device
+        .chunks_exact(4)
+        .zip(cpu.chunks_exact(4))
+        .flat_map(|(a, b)| (0..3).map(move |c| a[c].abs_diff(b[c])))
+        .collect();
+    let max = diffs.iter().copied().max().unwrap_or(0);
+    let differing = diffs.iter().filter(|&&d| d > 0).count() as f64 / diffs.len() as f64;
+    Ok((max, differing))
 }
 
 /// Throughput and per-frame latencies of one element run, and the element's own account of
@@ -103,11 +184,15 @@ fn bare_inference_ms(
     height: usize,
     batch: usize,
     inference_scale: f32,
-) -> Result<(f64, Option<f64>)> {
-    let options = EngineOptions {
+) -> Result<(f64, Option<f64>, String)> {
+    let mut options = EngineOptions {
         device: args.device.parse::<Device>().map_err(anyhow::Error::msg)?,
         threads: args.threads,
+        ..EngineOptions::default()
     };
+    options
+        .apply(&args.engine_options)
+        .map_err(anyhow::Error::msg)?;
     let (mut engine, _) = engine::open(
         &model.display().to_string(),
         None,
@@ -115,29 +200,44 @@ fn bare_inference_ms(
         &options,
     )?;
     let manifest = engine.manifest().clone();
+    let engine_description = engine.device_description().to_string();
     let params = StyleParams {
         inference_scale,
         ..StyleParams::default()
     };
     let geometry = geometry_for(&manifest, width, height, &params);
-    let shape = tensor_shape(manifest.layout, &geometry, batch);
+    let bytes = engine.takes_bytes();
+    let (format, layout) = if bytes {
+        (BYTE_FORMAT, Layout::Nhwc)
+    } else {
+        let format = TensorFormat {
+            layout: manifest.layout,
+            channel_order: manifest.channel_order,
+            range: manifest.input_range,
+        };
+        (format, manifest.layout)
+    };
+    let shape = tensor_shape(layout, &geometry, batch);
     // The same picture the element gets, so that timing does not depend on different data.
     let frame = test_frame(width, height)?;
-    let format = TensorFormat {
-        layout: manifest.layout,
-        channel_order: manifest.channel_order,
-        range: manifest.input_range,
+    let view = FrameRef {
+        data: &frame,
+        width,
+        height,
+        stride: width * 4,
+        format: PixelFormat::Rgbx,
     };
+    let per_image = 3 * geometry.tensor_pixels();
     let mut input = vec![0.0; shape.iter().product::<usize>()];
-    for image in input.chunks_exact_mut(3 * geometry.tensor_pixels()) {
-        let view = FrameRef {
-            data: &frame,
-            width,
-            height,
-            stride: width * 4,
-            format: PixelFormat::Rgbx,
-        };
-        frame_to_tensor(&view, &geometry, &format, image);
+    let mut input_bytes = vec![0u8; input.len()];
+    if bytes {
+        for image in input_bytes.chunks_exact_mut(per_image) {
+            frame_to_tensor(&view, &geometry, &format, image);
+        }
+    } else {
+        for image in input.chunks_exact_mut(per_image) {
+            frame_to_tensor(&view, &geometry, &format, image);
+        }
     }
     let conditioning = manifest.conditioning.as_ref().map(|c| {
         let mut v = vec![0.0; c.length * batch];
@@ -146,30 +246,43 @@ fn bare_inference_ms(
         }
         v
     });
-    let mut output = Vec::new();
+    let (mut output, mut output_bytes) = (Vec::new(), Vec::new());
+    let mut infer = || -> Result<()> {
+        if bytes {
+            engine.infer_bytes(
+                &input_bytes,
+                shape,
+                conditioning.as_deref(),
+                &mut output_bytes,
+            )?;
+        } else {
+            engine.infer(&input, shape, conditioning.as_deref(), &mut output)?;
+        }
+        Ok(())
+    };
     let runs = (args.frames / batch).clamp(8, 40);
     let mut times = Vec::new();
     for i in 0..runs + 2 {
         let t = Instant::now();
-        engine.infer(&input, shape, conditioning.as_deref(), &mut output)?;
+        infer()?;
         if i >= 2 {
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
     let back_to_back = median(&mut times);
     if batch != 1 {
-        return Ok((back_to_back, None));
+        return Ok((back_to_back, None, engine_description));
     }
     let period = Duration::from_secs_f64(1.0 / paced_rate(back_to_back) as f64);
     let mut paced = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
-        engine.infer(&input, shape, conditioning.as_deref(), &mut output)?;
+        infer()?;
         let took = t.elapsed();
         paced.push(took.as_secs_f64() * 1e3);
         std::thread::sleep(period.saturating_sub(took));
     }
-    Ok((back_to_back, Some(median(&mut paced))))
+    Ok((back_to_back, Some(median(&mut paced)), engine_description))
 }
 
 /// Frame rate (fps) for paced runs: under half the capacity measured back to back.
@@ -226,6 +339,7 @@ fn element_run(
         .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
     let style = pipeline.by_name("style").context("rsstyle element")?;
     style.set_property("model", model.display().to_string());
+    style.set_property("engine-options", &args.engine_options);
 
     let entered: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let left: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::default();
@@ -303,10 +417,12 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 let (mut inference, mut fps, mut p50s, mut p99s) =
                     (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 let mut paced_inference = Vec::new();
+                let mut engine = String::new();
                 let (mut element_inference, mut element_convert) = (Vec::new(), Vec::new());
                 for _ in 0..args.reps.max(1) {
-                    let (bare, bare_paced) =
+                    let (bare, bare_paced, description) =
                         bare_inference_ms(args, model, width, height, batch, scale)?;
+                    engine = description;
                     inference.push(bare);
                     paced_inference.extend(bare_paced);
                     fps.push(element_run(args, model, width, height, batch, scale, None)?.fps);
@@ -320,6 +436,11 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                         p99s.push(percentile(&mut paced, 0.99));
                     }
                 }
+                let compared = if args.compare_cpu && batch == 1 && scale == 1.0 {
+                    Some(compare_with_cpu(args, model, width, height)?)
+                } else {
+                    None
+                };
                 let inference = median(&mut inference);
                 let paced_inference =
                     (!paced_inference.is_empty()).then(|| median(&mut paced_inference));
@@ -330,6 +451,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 };
                 rows.push(BenchRow {
                     model: model.display().to_string(),
+                    engine,
                     width,
                     height,
                     batch,
@@ -343,6 +465,8 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                     paced_element_inference_ms: (batch == 1)
                         .then(|| median(&mut element_inference)),
                     paced_element_convert_ms: (batch == 1).then(|| median(&mut element_convert)),
+                    max_diff_vs_cpu: compared.map(|c| c.0),
+                    differing_vs_cpu: compared.map(|c| c.1),
                 });
             }
         }
@@ -350,6 +474,9 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
+        if let Some(r) = rows.first() {
+            println!("engine: {}", r.engine);
+        }
         println!(
             "{:>9} {:>5} {:>5} {:>11} {:>9} {:>6} {:>15} {:>14} {:>12} {:>12} {:>10}",
             "size",
@@ -385,6 +512,13 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                     .zip(r.paced_inference_ms)
                     .map(|(p, i)| p - i)),
             );
+            if let (Some(max), Some(share)) = (r.max_diff_vs_cpu, r.differing_vs_cpu) {
+                println!(
+                    "{:>9} against the CPU: largest byte difference {max}, {:.2}% of bytes differ",
+                    "",
+                    100.0 * share
+                );
+            }
         }
     }
     Ok(rows)

@@ -170,7 +170,13 @@ pub struct CycleArgs {
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
     /// A training run folder or its checkpoint folder.
-    pub checkpoint: PathBuf,
+    #[arg(required_unless_present = "untrained", conflicts_with = "untrained")]
+    pub checkpoint: Option<PathBuf>,
+    /// Export an untrained net instead, with the trainer's initial weights (seed 0), for
+    /// benchmarks: johnson[:WIDTH:BLOCKS] (default 32:5, the paper's) or resnet[:NGF:BLOCKS]
+    /// (default 64:9, CycleGAN's generator).
+    #[arg(long, value_name = "ARCH")]
+    pub untrained: Option<String>,
     /// The ONNX file to write.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -380,14 +386,25 @@ pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
         DirectionArg::AToB => Direction::AToB,
         DirectionArg::BToA => Direction::BToA,
     };
-    let (config, net) = load_generator(&a.checkpoint, direction)?;
+    let (config, net) = match (&a.checkpoint, &a.untrained) {
+        (Some(checkpoint), _) => {
+            let (config, net) = load_generator(checkpoint, direction)?;
+            (Some(config), net)
+        }
+        (None, Some(spec)) => (None, untrained_net(spec)?),
+        (None, None) => bail!("give a training run folder or --untrained ARCH"),
+    };
     let description = a.description.clone().or_else(|| match &config {
-        RunConfig::Style(c) => Some(format!(
+        None => Some(format!(
+            "{}; untrained (initial weights, seed 0): for benchmarks only",
+            net.arch.describe()
+        )),
+        Some(RunConfig::Style(c)) => Some(format!(
             "{}; fast neural style of {} trained by rsstyle",
             net.arch.describe(),
             file_name(&c.style)
         )),
-        RunConfig::Cyclegan(_) => Some(format!(
+        Some(RunConfig::Cyclegan(_)) => Some(format!(
             "{}; CycleGAN {:?} trained by rsstyle",
             net.arch.describe(),
             direction
@@ -411,6 +428,45 @@ pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
         if a.fp16 { "float16" } else { "float32" }
     );
     Ok(())
+}
+
+/// A generator with its initial weights, from `johnson[:W:B]` or `resnet[:NGF:B]`.
+fn untrained_net(spec: &str) -> anyhow::Result<gstrsstyle::train::nets::Net> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--untrained '{spec}': expected johnson[:WIDTH:BLOCKS] or resnet[:NGF:BLOCKS]"
+        )
+    };
+    let mut parts = spec.split(':');
+    let kind = parts.next().unwrap_or_default();
+    let numbers: Vec<usize> = parts
+        .map(|p| p.parse().ok().filter(|&n| n > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    let (a, b) = match numbers[..] {
+        [] => (None, None),
+        [a, b] => (Some(a), Some(b)),
+        _ => return Err(bad()),
+    };
+    let arch = match kind {
+        "johnson" => Arch::Johnson {
+            width: a.unwrap_or(32),
+            blocks: b.unwrap_or(5),
+        },
+        "resnet" => Arch::ResnetGenerator {
+            ngf: a.unwrap_or(64),
+            blocks: b.unwrap_or(9),
+        },
+        _ => return Err(bad()),
+    };
+    let mut params = gstrsstyle::train::params::Params::default();
+    let mut rng = gstrsstyle::train::rng::Rng::new(0);
+    Ok(gstrsstyle::train::nets::Net::new(
+        arch,
+        "net.",
+        &mut params,
+        &mut rng,
+    )?)
 }
 
 fn file_name(p: &Path) -> String {

@@ -131,16 +131,21 @@ impl RsStyle {
             .device
             .parse()
             .map_err(|e| (Failure::Settings, e))?;
-        let options = EngineOptions {
+        let mut options = EngineOptions {
             device,
             threads: settings.threads as usize,
+            ..EngineOptions::default()
         };
+        options
+            .apply(&settings.engine_options)
+            .map_err(|e| (Failure::Settings, e))?;
         let overrides = settings.overrides();
         let key = format!(
-            "{}|{:?}|{device}|{}|{}",
+            "{}|{:?}|{device}|{}|{:?}|{}",
             std::fs::canonicalize(&model).map_or(model.clone(), |p| p.display().to_string()),
             settings.manifest,
             settings.threads,
+            (options.frame_io, options.cuda),
             overrides.to_json()
         );
         let (batcher, shared) = BATCHERS.get_or_create(&key, || {

@@ -47,6 +47,7 @@ pub(super) struct Settings {
     pub manifest: Option<PathBuf>,
     pub device: String,
     pub threads: u32,
+    pub engine_options: String,
     pub strength: f64,
     pub style: u32,
     pub preserve_color: bool,
@@ -70,6 +71,7 @@ impl Default for Settings {
             manifest: None,
             device: DEFAULT_DEVICE.to_string(),
             threads: 0,
+            engine_options: String::new(),
             strength: 1.0,
             style: 0,
             preserve_color: false,
@@ -128,6 +130,16 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .blurb("CPU inference threads (0: one per core)")
                 .maximum(1024)
                 .default_value(d.threads)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("engine-options")
+                .nick("Engine options")
+                .blurb(
+                    "Inference engine settings, comma-separated KEY=VALUE: frame-io=auto|float|bytes \
+                     (bytes: the model graph converts uint8 frames on the device; auto: bytes on CUDA), \
+                     cuda-nhwc=true|false (channels-last convolutions), cuda-tf32=true|false, \
+                     cuda-search=exhaustive|heuristic (cuDNN algorithm choice)",
+                )
                 .mutable_ready()
                 .build(),
             glib::ParamSpecDouble::builder("strength")
@@ -248,6 +260,7 @@ impl Settings {
             "manifest" => self.manifest = path(value).map(PathBuf::from),
             "device" => self.device = path(value).unwrap_or_else(|| DEFAULT_DEVICE.to_string()),
             "threads" => self.threads = value.get().expect("type checked"),
+            "engine-options" => self.engine_options = path(value).unwrap_or_default(),
             "strength" => self.strength = value.get().expect("type checked"),
             "style" => self.style = value.get().expect("type checked"),
             "preserve-color" => self.preserve_color = value.get().expect("type checked"),
@@ -275,6 +288,7 @@ impl Settings {
                 .to_value(),
             "device" => self.device.to_value(),
             "threads" => self.threads.to_value(),
+            "engine-options" => self.engine_options.to_value(),
             "strength" => self.strength.to_value(),
             "style" => self.style.to_value(),
             "preserve-color" => self.preserve_color.to_value(),

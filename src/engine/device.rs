@@ -42,6 +42,54 @@ impl fmt::Display for Device {
     }
 }
 
+/// How frames travel to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrameIo {
+    /// Bytes on a GPU, float tensors on the CPU.
+    #[default]
+    Auto,
+    /// Float tensors in the model's layout, converted on the host.
+    Float,
+    /// RGB bytes; the conversions run inside the model's graph on the engine's device.
+    Bytes,
+}
+
+impl FromStr for FrameIo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(FrameIo::Auto),
+            "float" => Ok(FrameIo::Float),
+            "bytes" => Ok(FrameIo::Bytes),
+            other => Err(format!(
+                "unknown frame I/O '{other}': expected auto, float or bytes"
+            )),
+        }
+    }
+}
+
+/// Settings of ONNX Runtime's CUDA execution provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CudaTuning {
+    /// Run convolutions channels-last (NHWC), the layout tensor cores want.
+    pub prefer_nhwc: bool,
+    /// Allow TF32 tensor-core math in float32 convolutions and matrix products.
+    pub tf32: bool,
+    /// Time every cuDNN convolution algorithm on the first run of each shape and keep the
+    /// fastest (otherwise cuDNN's heuristic choice).
+    pub exhaustive_search: bool,
+}
+
+impl Default for CudaTuning {
+    fn default() -> Self {
+        Self {
+            prefer_nhwc: false,
+            tf32: true,
+            exhaustive_search: true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +101,17 @@ mod tests {
         assert_eq!("cuda".parse(), Ok(Device::Cuda(0)));
         assert_eq!("cuda:3".parse(), Ok(Device::Cuda(3)));
         assert_eq!(Device::Cuda(3).to_string(), "cuda:3");
+    }
+
+    #[test]
+    fn parses_frame_io() {
+        assert_eq!("bytes".parse(), Ok(FrameIo::Bytes));
+        assert_eq!("float".parse(), Ok(FrameIo::Float));
+        assert_eq!("auto".parse(), Ok(FrameIo::Auto));
+        assert_eq!(
+            "u8".parse::<FrameIo>(),
+            Err("unknown frame I/O 'u8': expected auto, float or bytes".to_string())
+        );
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! An engine is built once per model and device before streaming starts and then runs batches
 //! of image tensors laid out as the model's [`Manifest`] says.
 
+pub mod byte_io;
 mod device;
 mod onnxruntime;
 mod runtime;
 
-pub use device::Device;
+pub use device::{CudaTuning, Device, FrameIo};
 pub use onnxruntime::OrtEngine;
 pub use runtime::{RuntimeInfo, ort_library};
 
@@ -28,19 +29,60 @@ pub enum EngineError {
 }
 
 /// Settings an engine is built with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineOptions {
     pub device: Device,
     /// Intra-op threads for the CPU provider (0: ONNX Runtime's default, one per core).
     pub threads: usize,
+    /// Whether frames reach the engine as float tensors or as bytes.
+    pub frame_io: FrameIo,
+    /// CUDA execution provider settings (ignored on the CPU).
+    pub cuda: CudaTuning,
 }
 
-impl Default for EngineOptions {
-    fn default() -> Self {
-        Self {
-            device: Device::Cpu,
-            threads: 0,
+impl EngineOptions {
+    /// The keys [`EngineOptions::apply`] takes, for help texts.
+    pub const KEYS: &'static str = "frame-io=auto|float|bytes, cuda-nhwc=true|false, \
+         cuda-tf32=true|false, cuda-search=exhaustive|heuristic";
+
+    /// Applies comma-separated `key=value` settings (see [`EngineOptions::KEYS`]); an empty
+    /// string changes nothing.
+    pub fn apply(&mut self, spec: &str) -> Result<(), String> {
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("engine option '{item}' is not KEY=VALUE"))?;
+            let flag = || match value.trim() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                other => Err(format!(
+                    "engine option {key}: '{other}' is not true or false"
+                )),
+            };
+            match key.trim() {
+                "frame-io" => self.frame_io = value.parse()?,
+                "cuda-nhwc" => self.cuda.prefer_nhwc = flag()?,
+                "cuda-tf32" => self.cuda.tf32 = flag()?,
+                "cuda-search" => {
+                    self.cuda.exhaustive_search = match value.trim() {
+                        "exhaustive" => true,
+                        "heuristic" => false,
+                        other => {
+                            return Err(format!(
+                                "engine option cuda-search: '{other}' is not exhaustive or heuristic"
+                            ));
+                        }
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "unknown engine option '{other}': expected {}",
+                        Self::KEYS
+                    ));
+                }
+            }
         }
+        Ok(())
     }
 }
 
@@ -61,6 +103,26 @@ pub trait Engine: Send {
         conditioning: Option<&[f32]>,
         output: &mut Vec<f32>,
     ) -> Result<[usize; 4], EngineError>;
+
+    /// Whether the engine takes frames as bytes ([`Engine::infer_bytes`]) rather than as float
+    /// tensors laid out as the manifest says.
+    fn takes_bytes(&self) -> bool {
+        false
+    }
+
+    /// Runs one batch of `[n, h, w, 3]` RGB bytes (`shape` in that layout) and returns bytes of
+    /// the same shape; the engine does the model's conversions (see [`byte_io`]).
+    fn infer_bytes(
+        &mut self,
+        _input: &[u8],
+        _shape: [usize; 4],
+        _conditioning: Option<&[f32]>,
+        _output: &mut Vec<u8>,
+    ) -> Result<[usize; 4], EngineError> {
+        Err(EngineError::Inference(
+            "this engine takes float tensors, not bytes".to_string(),
+        ))
+    }
 }
 
 pub use onnxruntime::LoadNotes;
@@ -69,6 +131,35 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use crate::model::{ManifestPatch, Model, ModelError};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_options_parse_every_key_and_name_bad_ones() {
+        let mut o = EngineOptions::default();
+        o.apply("frame-io=bytes, cuda-nhwc=true,cuda-tf32=false,cuda-search=heuristic")
+            .unwrap();
+        assert_eq!(o.frame_io, FrameIo::Bytes);
+        assert!(o.cuda.prefer_nhwc && !o.cuda.tf32 && !o.cuda.exhaustive_search);
+        o.apply("").unwrap();
+        assert_eq!(o.frame_io, FrameIo::Bytes);
+        assert_eq!(
+            o.apply("cuda-nhwc=maybe"),
+            Err("engine option cuda-nhwc: 'maybe' is not true or false".to_string())
+        );
+        assert_eq!(
+            o.apply("nhwc"),
+            Err("engine option 'nhwc' is not KEY=VALUE".to_string())
+        );
+        assert!(
+            o.apply("speed=max")
+                .unwrap_err()
+                .starts_with("unknown engine option 'speed'")
+        );
+    }
+}
 
 /// Builds an engine for a model name claimed by a registered prefix.
 pub type EngineFactory = Arc<

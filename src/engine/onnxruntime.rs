@@ -2,10 +2,13 @@
 
 use half::f16;
 use ort::ep::ExecutionProvider;
-use ort::session::Session;
-use ort::value::{TensorRef, ValueType};
+use ort::ep::cuda::ConvAlgorithmSearch;
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{IoBinding, Session};
+use ort::value::{DynValue, Tensor, TensorRef, ValueType};
 
-use super::{Device, Engine, EngineError, EngineOptions, runtime};
+use super::byte_io::{self, BYTE_INPUT, BYTE_OUTPUT};
+use super::{Device, Engine, EngineError, EngineOptions, FrameIo, runtime};
 use crate::model::{ElementType, Manifest, Model};
 
 /// A model loaded into one ONNX Runtime session.
@@ -18,6 +21,26 @@ pub struct OrtEngine {
     /// Reused half-precision input buffer for float16 models.
     half_input: Vec<f16>,
     half_conditioning: Vec<f16>,
+    /// The session runs the byte-wrapped graph ([`byte_io`]).
+    bytes: bool,
+    /// The CUDA device the session runs on, if any.
+    cuda_device: Option<u32>,
+    /// Page-locked input and output buffers bound to the session, for the current batch shape.
+    pinned: Option<PinnedIo>,
+    /// Set when page-locked buffers could not be made: CUDA sessions then take ordinary host
+    /// tensors.
+    pageable: bool,
+}
+
+/// A conditioning input's shape and values.
+type Conditioning<'a> = (Vec<usize>, &'a [f32]);
+
+/// Page-locked host tensors bound to a CUDA session: the input is copied to the GPU and the
+/// output back by DMA, without staging copies.
+struct PinnedIo {
+    shape: [usize; 4],
+    input: Tensor<u8>,
+    binding: IoBinding,
 }
 
 /// What building an engine had to say besides success (e.g. a device fallback).
@@ -56,11 +79,28 @@ impl OrtEngine {
             Device::Cuda(n) => Some(n),
             Device::Auto => Some(0),
         };
+        let mut cuda_device = None;
         if let Some(id) = cuda_id {
-            let ep = ort::ep::CUDA::default().with_device_id(id as i32);
+            let tuning = options.cuda;
+            let ep = ort::ep::CUDA::default()
+                .with_device_id(id as i32)
+                .with_prefer_nhwc(tuning.prefer_nhwc)
+                .with_tf32(tuning.tf32)
+                .with_conv_max_workspace(true)
+                .with_conv_algorithm_search(if tuning.exhaustive_search {
+                    ConvAlgorithmSearch::Exhaustive
+                } else {
+                    ConvAlgorithmSearch::Heuristic
+                });
             match ep.register(&mut builder) {
                 Ok(()) => {
-                    description = format!("CUDA device {id} (ONNX Runtime {})", runtime.version)
+                    cuda_device = Some(id);
+                    description = format!(
+                        "CUDA device {id} (ONNX Runtime {}{}{})",
+                        runtime.version,
+                        if tuning.prefer_nhwc { ", NHWC" } else { "" },
+                        if tuning.tf32 { ", TF32" } else { "" }
+                    );
                 }
                 Err(e) if options.device == Device::Auto => notes.warnings.push(format!(
                     "device=auto: CUDA is not usable ({}); running on the CPU",
@@ -76,9 +116,26 @@ impl OrtEngine {
             }
         }
 
-        let session = builder
-            .commit_from_file(&model.path)
-            .map_err(|e| session_err(e.to_string()))?;
+        let bytes = match options.frame_io {
+            FrameIo::Bytes => true,
+            FrameIo::Float => false,
+            FrameIo::Auto => cuda_device.is_some(),
+        };
+        let session = if bytes {
+            let graph = std::fs::read(&model.path).map_err(|e| session_err(e.to_string()))?;
+            let wrapped = byte_io::wrap(&graph, &model.manifest)
+                .map_err(|e| session_err(format!("cannot take frames as bytes: {e}")))?;
+            builder
+                .commit_from_memory(&wrapped)
+                .map_err(|e| session_err(e.to_string()))?
+        } else {
+            builder
+                .commit_from_file(&model.path)
+                .map_err(|e| session_err(e.to_string()))?
+        };
+        if bytes {
+            description.push_str(", frames as bytes");
+        }
         let conditioning_rank = model
             .manifest
             .conditioning
@@ -97,6 +154,10 @@ impl OrtEngine {
                 conditioning_rank,
                 half_input: Vec::new(),
                 half_conditioning: Vec::new(),
+                bytes,
+                cuda_device,
+                pinned: None,
+                pageable: false,
             },
             notes,
         ))
@@ -109,6 +170,137 @@ fn first_line(s: &str) -> &str {
 
 fn inference_err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Inference(e.to_string())
+}
+
+impl OrtEngine {
+    /// The shape of the conditioning input for a batch of `batch` and the values to pass
+    /// (a rank-1 input takes one vector for the whole batch).
+    fn conditioning<'a>(
+        &self,
+        batch: usize,
+        conditioning: Option<&'a [f32]>,
+    ) -> Result<Option<Conditioning<'a>>, EngineError> {
+        match (&self.manifest.conditioning, conditioning) {
+            (Some(c), Some(values)) => {
+                if values.len() != batch * c.length {
+                    return Err(EngineError::Inference(format!(
+                        "conditioning has {} values, expected {}",
+                        values.len(),
+                        batch * c.length
+                    )));
+                }
+                let shape = if self.conditioning_rank == 1 {
+                    vec![c.length]
+                } else {
+                    vec![batch, c.length]
+                };
+                let n = shape.iter().product::<usize>();
+                Ok(Some((shape, &values[..n])))
+            }
+            (Some(c), None) => Err(EngineError::Inference(format!(
+                "model needs conditioning input '{}'",
+                c.input
+            ))),
+            (None, _) => Ok(None),
+        }
+    }
+
+    /// An owned conditioning tensor in the model's element type.
+    fn conditioning_value(
+        &self,
+        shape: Vec<usize>,
+        values: &[f32],
+    ) -> Result<DynValue, EngineError> {
+        Ok(match self.manifest.element_type {
+            ElementType::F32 => Tensor::from_array((shape, values.to_vec()))
+                .map_err(inference_err)?
+                .into_dyn(),
+            ElementType::F16 => Tensor::from_array((
+                shape,
+                values.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>(),
+            ))
+            .map_err(inference_err)?
+            .into_dyn(),
+        })
+    }
+
+    /// Page-locked input and output tensors for `shape`, bound to a new binding.
+    fn pin(&self, device: u32, shape: [usize; 4]) -> ort::Result<PinnedIo> {
+        let info = |kind| {
+            MemoryInfo::new(
+                AllocationDevice::CUDA_PINNED,
+                device as i32,
+                AllocatorType::Device,
+                kind,
+            )
+        };
+        let input_alloc = Allocator::new(&self.session, info(MemoryType::CPUInput)?)?;
+        let output_alloc = Allocator::new(&self.session, info(MemoryType::CPUOutput)?)?;
+        let mut binding = self.session.create_binding()?;
+        binding.bind_output(BYTE_OUTPUT, Tensor::<u8>::new(&output_alloc, shape)?)?;
+        Ok(PinnedIo {
+            shape,
+            input: Tensor::<u8>::new(&input_alloc, shape)?,
+            binding,
+        })
+    }
+
+    /// Byte batches through a CUDA session: page-locked input bound once per shape, output
+    /// written by ONNX Runtime into a page-locked buffer. `None` when page-locked memory is
+    /// not available (the caller then passes ordinary host tensors).
+    fn infer_bytes_cuda(
+        &mut self,
+        device: u32,
+        input: &[u8],
+        shape: [usize; 4],
+        conditioning: Option<DynValue>,
+        output: &mut Vec<u8>,
+    ) -> Result<Option<Vec<i64>>, EngineError> {
+        if self.pinned.as_ref().is_none_or(|p| p.shape != shape) {
+            self.pinned = None;
+            match self.pin(device, shape) {
+                Ok(p) => self.pinned = Some(p),
+                Err(e) => {
+                    self.pageable = true;
+                    self.description.push_str(&format!(
+                        " (no page-locked buffers: {})",
+                        first_line(&e.to_string())
+                    ));
+                    return Ok(None);
+                }
+            }
+        }
+        let pinned = self.pinned.as_mut().expect("just created");
+        pinned.input.extract_tensor_mut().1.copy_from_slice(input);
+        pinned
+            .binding
+            .bind_input(BYTE_INPUT, &pinned.input)
+            .map_err(inference_err)?;
+        if let (Some(c), Some(value)) = (&self.manifest.conditioning, conditioning) {
+            pinned
+                .binding
+                .bind_input(c.input.as_str(), &value)
+                .map_err(inference_err)?;
+        }
+        let outputs = self
+            .session
+            .run_binding(&pinned.binding)
+            .map_err(inference_err)?;
+        let (s, data) = outputs[BYTE_OUTPUT]
+            .try_extract_tensor::<u8>()
+            .map_err(inference_err)?;
+        output.clear();
+        output.extend_from_slice(data);
+        Ok(Some(s.to_vec()))
+    }
+}
+
+/// A 4-D shape from what ONNX Runtime returned.
+fn output_shape(name: &str, shape: &[i64]) -> Result<[usize; 4], EngineError> {
+    let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+    <[usize; 4]>::try_from(dims.as_slice()).map_err(|_| {
+        EngineError::Inference(format!("output '{name}' has shape {dims:?}, expected 4-D"))
+    })
 }
 
 impl Engine for OrtEngine {
@@ -127,42 +319,21 @@ impl Engine for OrtEngine {
         conditioning: Option<&[f32]>,
         output: &mut Vec<f32>,
     ) -> Result<[usize; 4], EngineError> {
-        let batch = shape[0];
-        let cond_shape: Vec<usize> = match (&self.manifest.conditioning, conditioning) {
-            (Some(c), Some(values)) => {
-                if values.len() != batch * c.length {
-                    return Err(EngineError::Inference(format!(
-                        "conditioning has {} values, expected {}",
-                        values.len(),
-                        batch * c.length
-                    )));
-                }
-                if self.conditioning_rank == 1 {
-                    vec![c.length]
-                } else {
-                    vec![batch, c.length]
-                }
-            }
-            (Some(c), None) => {
-                return Err(EngineError::Inference(format!(
-                    "model needs conditioning input '{}'",
-                    c.input
-                )));
-            }
-            (None, _) => Vec::new(),
-        };
-        // A rank-1 conditioning input takes one vector for the whole batch.
-        let cond_values = conditioning.map(|v| &v[..cond_shape.iter().product::<usize>()]);
-
+        if self.bytes {
+            return Err(EngineError::Inference(
+                "this engine takes frames as bytes".to_string(),
+            ));
+        }
+        let cond = self.conditioning(shape[0], conditioning)?;
         let input_name = self.manifest.input.as_str();
         let output_name = self.manifest.output.clone();
         let out_shape = match self.manifest.element_type {
             ElementType::F32 => {
                 let image = TensorRef::from_array_view((shape, input)).map_err(inference_err)?;
                 let mut inputs = ort::inputs![input_name => image];
-                if let (Some(c), Some(values)) = (&self.manifest.conditioning, cond_values) {
-                    let t = TensorRef::from_array_view((cond_shape.clone(), values))
-                        .map_err(inference_err)?;
+                if let (Some(c), Some((cond_shape, values))) = (&self.manifest.conditioning, cond) {
+                    let t =
+                        TensorRef::from_array_view((cond_shape, values)).map_err(inference_err)?;
                     inputs.push((c.input.clone().into(), t.into()));
                 }
                 let outputs = self.session.run(inputs).map_err(inference_err)?;
@@ -178,19 +349,17 @@ impl Engine for OrtEngine {
                 self.half_input
                     .extend(input.iter().map(|&v| f16::from_f32(v)));
                 self.half_conditioning.clear();
-                if let Some(values) = cond_values {
+                let cond_shape = cond.as_ref().map(|(s, _)| s.clone());
+                if let Some((_, values)) = cond {
                     self.half_conditioning
                         .extend(values.iter().map(|&v| f16::from_f32(v)));
                 }
                 let image = TensorRef::from_array_view((shape, &self.half_input[..]))
                     .map_err(inference_err)?;
                 let mut inputs = ort::inputs![input_name => image];
-                if let Some(c) = &self.manifest.conditioning {
-                    let t = TensorRef::from_array_view((
-                        cond_shape.clone(),
-                        &self.half_conditioning[..],
-                    ))
-                    .map_err(inference_err)?;
+                if let (Some(c), Some(cond_shape)) = (&self.manifest.conditioning, cond_shape) {
+                    let t = TensorRef::from_array_view((cond_shape, &self.half_conditioning[..]))
+                        .map_err(inference_err)?;
                     inputs.push((c.input.clone().into(), t.into()));
                 }
                 let outputs = self.session.run(inputs).map_err(inference_err)?;
@@ -202,11 +371,55 @@ impl Engine for OrtEngine {
                 s.to_vec()
             }
         };
-        let dims: Vec<usize> = out_shape.iter().map(|&d| d.max(0) as usize).collect();
-        <[usize; 4]>::try_from(dims.as_slice()).map_err(|_| {
-            EngineError::Inference(format!(
-                "output '{output_name}' has shape {dims:?}, expected 4-D"
-            ))
-        })
+        output_shape(&output_name, &out_shape)
+    }
+
+    fn takes_bytes(&self) -> bool {
+        self.bytes
+    }
+
+    fn infer_bytes(
+        &mut self,
+        input: &[u8],
+        shape: [usize; 4],
+        conditioning: Option<&[f32]>,
+        output: &mut Vec<u8>,
+    ) -> Result<[usize; 4], EngineError> {
+        if !self.bytes {
+            return Err(EngineError::Inference(
+                "this engine takes float tensors, not bytes".to_string(),
+            ));
+        }
+        let conditioning_value = |engine: &Self| -> Result<Option<DynValue>, EngineError> {
+            match engine.conditioning(shape[0], conditioning)? {
+                Some((s, values)) => Ok(Some(engine.conditioning_value(s, values)?)),
+                None => Ok(None),
+            }
+        };
+        let pinned = match self.cuda_device {
+            Some(device) if !self.pageable => {
+                let cond = conditioning_value(self)?;
+                self.infer_bytes_cuda(device, input, shape, cond, output)?
+            }
+            _ => None,
+        };
+        let out_shape = if let Some(s) = pinned {
+            s
+        } else {
+            let cond = conditioning_value(self)?;
+            let image = TensorRef::from_array_view((shape, input)).map_err(inference_err)?;
+            let mut inputs = ort::inputs![BYTE_INPUT => image];
+            if let (Some(c), Some(value)) = (&self.manifest.conditioning, cond) {
+                inputs.push((c.input.clone().into(), value.into()));
+            }
+            let outputs = self.session.run(inputs).map_err(inference_err)?;
+            let (s, data) = outputs[BYTE_OUTPUT]
+                .try_extract_tensor::<u8>()
+                .map_err(inference_err)?;
+            output.clear();
+            output.extend_from_slice(data);
+            s.to_vec()
+        };
+        output_shape(BYTE_OUTPUT, &out_shape)
     }
 }

@@ -5,6 +5,7 @@
 //! model's size rule) and model outputs are turned back into frames, blended with the input by a
 //! strength factor. Nothing here knows GStreamer.
 
+pub mod bytes;
 mod geometry;
 mod pixels;
 
@@ -61,17 +62,47 @@ impl TensorFormat {
     }
 }
 
+/// An element type of image tensors: `f32` for models fed directly, `u8` for engines that take
+/// video bytes and convert on their device.
+pub trait TensorValue: Copy + Default + Send + Sync + 'static {
+    /// The element for a value in the tensor's range (bytes round and clamp).
+    fn from_f32(v: f32) -> Self;
+    fn to_f32(self) -> f32;
+}
+
+impl TensorValue for f32 {
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl TensorValue for u8 {
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        to_byte(v)
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+}
+
 /// Writes `frame` into `tensor` (one image, `3 * geometry.tensor_pixels()` elements).
-pub fn frame_to_tensor(
+pub fn frame_to_tensor<T: TensorValue>(
     frame: &FrameRef,
     geometry: &Geometry,
     format: &TensorFormat,
-    tensor: &mut [f32],
+    tensor: &mut [T],
 ) {
     debug_assert_eq!(tensor.len(), 3 * geometry.tensor_pixels());
     let (lo, hi) = format.range.bounds();
     let scale = (hi - lo) / 255.0;
-    let lut: [f32; 256] = std::array::from_fn(|v| lo + v as f32 * scale);
+    let lut: [T; 256] = std::array::from_fn(|v| T::from_f32(lo + v as f32 * scale));
     let pixels = geometry.tensor_pixels();
     let offsets = frame.format.rgb_offsets();
     let bpp = frame.format.bytes_per_pixel();
@@ -110,21 +141,23 @@ pub fn frame_to_tensor(
             }
         }
         Resample::Pad => {
-            for ty in 0..geometry.tensor_height {
+            // NHWC: each tensor row is the frame row's pixels, then the mirrored columns.
+            let src: [usize; 3] = std::array::from_fn(|c| planes[c].2);
+            let tw = geometry.tensor_width;
+            for (ty, out) in tensor.chunks_exact_mut(3 * tw).enumerate() {
                 let sy = geometry.source_row(ty);
-                let row = &frame.data[sy * frame.stride..];
-                let base = ty * geometry.tensor_width;
-                for tx in 0..geometry.tensor_width {
-                    let sx = if tx < frame.width {
-                        tx
-                    } else {
-                        geometry.source_col(tx)
-                    };
-                    let px = &row[sx * bpp..];
-                    let i = base + tx;
-                    for &(start, step, off) in &planes {
-                        tensor[start + i * step] = lut[px[off] as usize];
-                    }
+                let row = &frame.data[sy * frame.stride..][..frame.width * bpp];
+                let (inside, padding) = out.split_at_mut(3 * frame.width);
+                for (d, px) in inside.chunks_exact_mut(3).zip(row.chunks_exact(bpp)) {
+                    d[0] = lut[px[src[0]] as usize];
+                    d[1] = lut[px[src[1]] as usize];
+                    d[2] = lut[px[src[2]] as usize];
+                }
+                for (i, d) in padding.chunks_exact_mut(3).enumerate() {
+                    let px = &row[geometry.source_col(frame.width + i) * bpp..];
+                    d[0] = lut[px[src[0]] as usize];
+                    d[1] = lut[px[src[1]] as usize];
+                    d[2] = lut[px[src[2]] as usize];
                 }
             }
         }
@@ -147,7 +180,7 @@ pub fn frame_to_tensor(
                             fx,
                             fy,
                         );
-                        tensor[start + i * step] = lo + v * scale;
+                        tensor[start + i * step] = T::from_f32(lo + v * scale);
                     }
                 }
             }
@@ -191,8 +224,8 @@ fn to_byte(v: f32) -> u8 {
 
 /// Writes the model output `tensor` (one image) into `out`, combined with `input` as `blend`
 /// says. Alpha / padding bytes come from `input`.
-pub fn tensor_to_frame(
-    tensor: &[f32],
+pub fn tensor_to_frame<T: TensorValue>(
+    tensor: &[T],
     geometry: &Geometry,
     format: &TensorFormat,
     blend: &Blend,
@@ -217,9 +250,32 @@ pub fn tensor_to_frame(
             .expect("a permutation");
         format.channel_index(c, pixels)
     });
-    let sample = |i: usize, rgb: usize| tensor[planes[rgb].0 + i * planes[rgb].1] * scale + offset;
+    let sample =
+        |i: usize, rgb: usize| tensor[planes[rgb].0 + i * planes[rgb].1].to_f32() * scale + offset;
     let plain = strength == 1.0 && !blend.preserve_color;
     let tw = geometry.tensor_width;
+    if plain && geometry.resample == Resample::Pad && format.layout == Layout::Nhwc {
+        // Pixel by pixel: the tensor row holds the three channels side by side.
+        let src: [usize; 3] = std::array::from_fn(|rgb| planes[rgb].0);
+        for y in 0..out.height {
+            let t_row = &tensor[3 * y * tw..][..3 * out.width];
+            let in_row = &input.data[y * input.stride..][..out.width * bpp];
+            let out_row = &mut out.data[y * out.stride..][..out.width * bpp];
+            for ((t, out_px), in_px) in t_row
+                .chunks_exact(3)
+                .zip(out_row.chunks_exact_mut(bpp))
+                .zip(in_row.chunks_exact(bpp))
+            {
+                out_px[offsets[0]] = to_byte(t[src[0]].to_f32() * scale + offset);
+                out_px[offsets[1]] = to_byte(t[src[1]].to_f32() * scale + offset);
+                out_px[offsets[2]] = to_byte(t[src[2]].to_f32() * scale + offset);
+                if let Some(a) = alpha {
+                    out_px[a] = in_px[a];
+                }
+            }
+        }
+        return;
+    }
     if plain && geometry.resample == Resample::Pad && format.layout == Layout::Nchw {
         // The common case: convert each plane row to bytes (a loop the compiler vectorises),
         // then interleave.
@@ -229,7 +285,7 @@ pub fn tensor_to_frame(
             for (rgb, dst) in bytes.chunks_exact_mut(w).enumerate() {
                 let src = &tensor[planes[rgb].0 + y * tw..][..w];
                 for (d, &v) in dst.iter_mut().zip(src) {
-                    *d = to_byte(v * scale + offset);
+                    *d = to_byte(v.to_f32() * scale + offset);
                 }
             }
             let (r, rest) = bytes.split_at(w);

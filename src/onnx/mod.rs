@@ -41,6 +41,7 @@ pub enum Elem {
     F32,
     F16,
     I64,
+    U8,
 }
 
 impl Elem {
@@ -49,6 +50,7 @@ impl Elem {
             Elem::F32 => DataType::FLOAT,
             Elem::F16 => DataType::FLOAT16,
             Elem::I64 => DataType::INT64,
+            Elem::U8 => DataType::UINT8,
         }
     }
 }
@@ -97,6 +99,8 @@ pub struct GraphBuilder {
     graph: GraphProto,
     metadata: Vec<(String, String)>,
     counter: usize,
+    /// Prepended to generated node and tensor names.
+    prefix: String,
 }
 
 fn value_info(name: &str, elem: Elem, dims: &[Dim]) -> ValueInfoProto {
@@ -124,6 +128,14 @@ impl GraphBuilder {
     pub fn new(name: &str) -> Self {
         let mut b = Self::default();
         b.graph.name = name.to_string();
+        b
+    }
+
+    /// A builder whose generated node and tensor names start with `prefix`, for graphs that
+    /// are merged into another.
+    pub fn with_prefix(name: &str, prefix: &str) -> Self {
+        let mut b = Self::new(name);
+        b.prefix = prefix.to_string();
         b
     }
 
@@ -186,7 +198,7 @@ impl GraphBuilder {
     pub fn node(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attrs: &[Attr]) {
         let mut n = NodeProto::new();
         self.counter += 1;
-        n.name = format!("{op}_{}", self.counter);
+        n.name = format!("{}{op}_{}", self.prefix, self.counter);
         n.op_type = op.to_string();
         n.input = inputs.iter().map(|s| s.to_string()).collect();
         n.output = outputs.iter().map(|s| s.to_string()).collect();
@@ -196,7 +208,12 @@ impl GraphBuilder {
 
     /// Adds a single-output node with a generated output name, which it returns.
     pub fn op(&mut self, op: &str, inputs: &[&str], attrs: &[Attr]) -> String {
-        let out = format!("{}_{}_out", op.to_lowercase(), self.counter + 1);
+        let out = format!(
+            "{}{}_{}_out",
+            self.prefix,
+            op.to_lowercase(),
+            self.counter + 1
+        );
         self.node(op, inputs, &[&out], attrs);
         out
     }
