@@ -465,6 +465,57 @@ fn style_options_are_checked() {
 }
 
 #[test]
+fn a_device_that_cannot_be_used_is_refused_before_a_run_folder_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = image_folder(dir.path(), "content", 2, 0);
+    let style = stripes(dir.path());
+    let (images, style) = (content.display().to_string(), style.display().to_string());
+    let train = |task: &str, device: &str, out: &Path| {
+        let out = out.display().to_string();
+        let mut args = vec!["train", task, "--out", &out];
+        if task == "style" {
+            args.extend(["--content", &images, "--style", &style]);
+        } else {
+            args.extend(["--a", &images, "--b", &images]);
+        }
+        args.extend([
+            "--size", "32", "--steps", "1", "--device", device, "--quiet",
+        ]);
+        let out = rsstyle(&args);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A build with CUDA is refused GPUs the machine lacks, with candle's reason.
+    let devices = if cfg!(feature = "cuda") {
+        [("style", "cuda:9"), ("cyclegan", "cuda:8")]
+    } else {
+        [("style", "cuda"), ("cyclegan", "cuda:1")]
+    };
+    for (task, device) in devices {
+        let out = dir.path().join(format!("{task}-run"));
+        let err = train(task, device, &out);
+        if cfg!(feature = "cuda") {
+            assert!(err.contains(&format!("--device {device}: ")), "{err}");
+        } else {
+            assert!(
+                err.contains(&format!(
+                    "--device {device}: this rsstyle was built without CUDA support; rebuild with --features cuda"
+                )),
+                "{err}"
+            );
+        }
+        assert!(!out.exists(), "{} was created", out.display());
+    }
+    let out = dir.path().join("gpu-run");
+    let err = train("style", "gpu", &out);
+    assert!(
+        err.contains("--device must be cpu, cuda or cuda:N, not 'gpu'"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
 fn distilled_student_learns_the_teacher() {
     let dir = tempfile::tempdir().unwrap();
     let teacher = dir.path().join("teacher");

@@ -71,7 +71,10 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Vec<Row>> {
     {
         bail!("the held-out images differ in size");
     }
-    let vgg = Vgg16::load(&args.vgg.clone().unwrap_or_else(vgg::default_weights))?;
+    let vgg = Vgg16::load(
+        &args.vgg.clone().unwrap_or_else(vgg::default_weights),
+        &candle_core::Device::Cpu,
+    )?;
     let style = fit_short_side(&load_rgb(&args.style)?, args.style_size);
     let style_grams: Vec<_> = vgg
         .features(

@@ -12,7 +12,7 @@ use gstrsstyle::train::nets::Arch;
 use gstrsstyle::train::run::RunDir;
 use gstrsstyle::train::style::{StyleConfig, StyleTask};
 use gstrsstyle::train::vgg::FEATURE_LAYERS;
-use gstrsstyle::train::{Direction, RunConfig, load_generator, vgg};
+use gstrsstyle::train::{Direction, RunConfig, device, load_generator, vgg};
 
 /// `rsstyle train …`
 #[derive(Debug, clap::Subcommand)]
@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Where to train: cpu, cuda (the first GPU) or cuda:N. Not stored with the run: a run may
+    /// resume on another device (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 impl RunArgs {
@@ -242,6 +246,8 @@ pub fn run(command: &TrainCommand) -> anyhow::Result<()> {
             },
         ),
     };
+    // Before anything is written: a device that cannot be used leaves no run folder behind.
+    let device = device(&run_args.device)?;
     let (run, config) = match config {
         Some(config) => (RunDir::create(&run_args.out, &config)?, config),
         None => {
@@ -260,19 +266,20 @@ pub fn run(command: &TrainCommand) -> anyhow::Result<()> {
     let (mut task, schedule): (Box<dyn Task>, Schedule) = match config {
         RunConfig::Style(c) => {
             let s = c.schedule;
-            let task = StyleTask::new(c)?;
+            let task = StyleTask::new(c, &device)?;
             if !run_args.quiet {
                 eprintln!(
-                    "style: {} parameters, {} content images",
+                    "style: {} parameters, {} content images, on {}",
                     task.params().count(""),
-                    task.content_images()
+                    task.content_images(),
+                    run_args.device
                 );
             }
             (Box::new(task), s)
         }
         RunConfig::Cyclegan(c) => {
             let s = c.schedule;
-            (Box::new(CycleTask::new(c)?), s)
+            (Box::new(CycleTask::new(c, &device)?), s)
         }
     };
     let stop = stop_flag();

@@ -77,7 +77,7 @@ impl Adam {
         out
     }
 
-    /// Restores moments saved by [`Adam::state`] and the step count.
+    /// Restores moments saved by [`Adam::state`] (on any device) and the step count.
     pub fn restore(&mut self, state: &HashMap<String, Tensor>, t: u64) -> anyhow::Result<()> {
         for s in &mut self.slots {
             for (suffix, slot) in [("m", &mut s.m), ("v", &mut s.v)] {
@@ -89,7 +89,7 @@ impl Adam {
                     saved.dims() == slot.dims(),
                     "optimizer state '{key}' has the wrong shape"
                 );
-                *slot = saved.clone();
+                *slot = saved.to_device(s.var.device())?;
             }
         }
         self.t = t;

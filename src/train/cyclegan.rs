@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::adam::Adam;
@@ -113,6 +113,7 @@ pub struct CycleTask {
     eval_a: Tensor,
     eval_b: Tensor,
     rng: Rng,
+    device: Device,
 }
 
 /// Parameter prefixes: generators A→B and B→A, discriminators of A and B.
@@ -131,7 +132,8 @@ fn accuracy(pred: &Tensor, real: bool) -> candle_core::Result<f64> {
 }
 
 impl CycleTask {
-    pub fn new(config: CycleConfig) -> anyhow::Result<Self> {
+    /// Sets up a run that trains on `device`.
+    pub fn new(config: CycleConfig, device: &Device) -> anyhow::Result<Self> {
         anyhow::ensure!(
             matches!(config.generator, Arch::ResnetGenerator { .. }),
             "the generator must be a ResNet generator"
@@ -143,7 +145,7 @@ impl CycleTask {
         super::data::check_crop_size(config.size)?;
         anyhow::ensure!(config.batch > 0, "--batch must be at least 1");
         let mut rng = Rng::new(config.seed);
-        let mut params = Params::default();
+        let mut params = Params::on(device);
         let g_ab = Net::new(config.generator, G_AB, &mut params, &mut rng)?;
         let g_ba = Net::new(config.generator, G_BA, &mut params, &mut rng)?;
         let d_a = Net::new(config.discriminator, "d_a.", &mut params, &mut rng)?;
@@ -152,7 +154,8 @@ impl CycleTask {
         let opt_d = Adam::new(&params, "d_", config.lr, config.beta1, 0.999)?;
         let set_a = ImageSet::load(&config.a, config.size)?;
         let set_b = ImageSet::load(&config.b, config.size)?;
-        let (eval_a, eval_b) = (set_a.fixed(3)?, set_b.fixed(3)?);
+        let eval_a = set_a.fixed(3)?.to_device(device)?;
+        let eval_b = set_b.fixed(3)?.to_device(device)?;
         Ok(CycleTask {
             pool_a: ImagePool::new(config.pool_size),
             pool_b: ImagePool::new(config.pool_size),
@@ -169,6 +172,7 @@ impl CycleTask {
             eval_a,
             eval_b,
             rng,
+            device: device.clone(),
         })
     }
 
@@ -183,8 +187,14 @@ impl Task for CycleTask {
         let lr = c.lr * lr_factor(step, c.decay_from, c.schedule.steps);
         self.opt_g.lr = lr;
         self.opt_d.lr = lr;
-        let a = self.set_a.batch(c.batch, &mut self.rng)?;
-        let b = self.set_b.batch(c.batch, &mut self.rng)?;
+        let a = self
+            .set_a
+            .batch(c.batch, &mut self.rng)?
+            .to_device(&self.device)?;
+        let b = self
+            .set_b
+            .batch(c.batch, &mut self.rng)?
+            .to_device(&self.device)?;
 
         // Generators: fool the discriminators, reconstruct through the cycle, keep the other
         // domain's images as they are.
@@ -308,10 +318,11 @@ impl Task for CycleTask {
         for (name, pool) in [("a", &mut self.pool_a), ("b", &mut self.pool_b)] {
             pool.images = (0..extra(&format!("pool_{name}")))
                 .map(|i| {
-                    ckpt.optimizer
+                    let img = ckpt
+                        .optimizer
                         .get(&format!("pool_{name}.{i}"))
-                        .cloned()
-                        .ok_or_else(|| anyhow::anyhow!("checkpoint lacks pool image {name}.{i}"))
+                        .ok_or_else(|| anyhow::anyhow!("checkpoint lacks pool image {name}.{i}"))?;
+                    Ok(img.to_device(&self.device)?)
                 })
                 .collect::<anyhow::Result<_>>()?;
         }

@@ -22,6 +22,8 @@ pub mod vgg;
 
 use std::path::Path;
 
+use anyhow::bail;
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 /// A run's configuration as stored in `run.json`.
@@ -39,13 +41,41 @@ pub enum Direction {
     BToA,
 }
 
+/// The device named by `--device`: `cpu`, `cuda` (the first GPU) or `cuda:N`. Runs do not
+/// store it: checkpoints are device-independent, so a run may resume on another device.
+pub fn device(spec: &str) -> anyhow::Result<Device> {
+    let ordinal = match spec {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        _ => match spec.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => bail!("--device must be cpu, cuda or cuda:N, not '{spec}'"),
+        },
+    };
+    if !cfg!(feature = "cuda") {
+        bail!(
+            "--device {spec}: this rsstyle was built without CUDA support; rebuild with --features cuda"
+        );
+    }
+    Device::new_cuda(ordinal).map_err(|e| anyhow::anyhow!("--device {spec}: {e}"))
+}
+
 /// Loads the generator of the run at `path` (a run folder or its checkpoint) from its latest
-/// checkpoint.
+/// checkpoint, on the CPU.
 pub fn load_generator(path: &Path, direction: Direction) -> anyhow::Result<(RunConfig, nets::Net)> {
+    load_generator_on(path, direction, &Device::Cpu)
+}
+
+/// [`load_generator`] onto `device`.
+pub fn load_generator_on(
+    path: &Path,
+    direction: Direction,
+    device: &Device,
+) -> anyhow::Result<(RunConfig, nets::Net)> {
     let run = run::find_run(path)?;
     let config: RunConfig = run.read_config()?;
     let ckpt = run.load_checkpoint()?;
-    let mut params = params::Params::default();
+    let mut params = params::Params::on(device);
     let mut rng = rng::Rng::new(0);
     let (arch, prefix) = match &config {
         RunConfig::Style(c) => (c.arch, style::NET_PREFIX),

@@ -2,7 +2,7 @@
 //! the 70×70 PatchGAN discriminator — described once as a list of [`Layer`]s that both the candle
 //! forward pass and the ONNX exporter walk, so the exported graph is the trained net.
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::layers::{conv2d, instance_norm, leaky_relu, reflect_pad};
@@ -223,14 +223,15 @@ pub struct Net {
 }
 
 impl Net {
-    /// Creates the net's parameters in `params` under `prefix` (e.g. `"net."`), initialised
-    /// from `rng` as the architecture's recipe says.
+    /// Creates the net's parameters in `params` (on its device) under `prefix` (e.g. `"net."`),
+    /// initialised from `rng` as the architecture's recipe says.
     pub fn new(arch: Arch, prefix: &str, params: &mut Params, rng: &mut Rng) -> Result<Self> {
         let layers = arch.layers();
         let mut weights = std::collections::HashMap::new();
         let init = arch.init();
+        let device = params.device().clone();
         let mut add = |name: String, dims: &[usize], values: Vec<f32>| -> Result<()> {
-            let t = Tensor::from_vec(values, dims, &Device::Cpu)?;
+            let t = Tensor::from_vec(values, dims, &device)?;
             let full = format!("{prefix}{name}");
             weights.insert(name, params.add(&full, t)?);
             Ok(())
@@ -353,6 +354,7 @@ fn add_bias(y: &Tensor, bias: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     fn params_of(arch: Arch) -> usize {
         let mut params = Params::default();

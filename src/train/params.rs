@@ -6,16 +6,38 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use candle_core::{Device, Tensor, Var};
 
-/// The trainable tensors of one or more nets, by name (`net.layer.weight`).
-#[derive(Default)]
+/// The trainable tensors of one or more nets, by name (`net.layer.weight`), all on one device.
+/// What is saved or loaded is device-independent: values are moved to the device on the way in
+/// and read back to the host on the way out.
 pub struct Params {
     vars: BTreeMap<String, Var>,
+    device: Device,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params::on(&Device::Cpu)
+    }
 }
 
 impl Params {
-    /// Adds a trainable tensor and returns a handle that tracks gradients.
+    /// No parameters yet; those added will live on `device`.
+    pub fn on(device: &Device) -> Self {
+        Params {
+            vars: BTreeMap::new(),
+            device: device.clone(),
+        }
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Adds a trainable tensor (moved to the parameters' device) and returns a handle that
+    /// tracks gradients.
     pub fn add(&mut self, name: &str, init: Tensor) -> candle_core::Result<Tensor> {
-        let var = Var::from_tensor(&init)?;
+        let var = Var::from_tensor(&init.to_device(&self.device)?)?;
         let t = var.as_tensor().clone();
         let old = self.vars.insert(name.to_string(), var);
         assert!(old.is_none(), "parameter '{name}' defined twice");
@@ -66,7 +88,7 @@ impl Params {
             .with_context(|| format!("loading {}", path.display()))
     }
 
-    /// Sets every parameter from `values`.
+    /// Sets every parameter from `values` (on any device).
     pub fn assign(&self, values: &HashMap<String, Tensor>) -> anyhow::Result<()> {
         for (name, var) in &self.vars {
             let Some(t) = values.get(name) else {
@@ -79,8 +101,65 @@ impl Params {
                     var.dims()
                 );
             }
-            var.set(&t.to_dtype(var.dtype())?)?;
+            var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::adam::Adam;
+    use crate::train::rng::Rng;
+    use crate::train::run::{CheckpointState, RunDir};
+    use candle_core::DType;
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// A checkpoint holds host tensors: what one device saves, another loads. Trains on the GPU
+    /// when the build and the machine have one.
+    #[test]
+    fn checkpoints_move_between_devices() {
+        let dev = Device::cuda_if_available(0).unwrap();
+        let cpu = Device::Cpu;
+        let mut params = Params::on(&dev);
+        let w = Tensor::new(&[[1f32, -2.0], [3.0, 0.5]], &cpu).unwrap();
+        params.add("w", w).unwrap();
+        assert!(params.get("w").unwrap().device().same_device(&dev));
+        let mut adam = Adam::new(&params, "", 0.1, 0.9, 0.999).unwrap();
+        let loss = params.get("w").unwrap().sqr().unwrap().sum_all().unwrap();
+        adam.step(&loss.backward().unwrap()).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let state = CheckpointState {
+            step: 1,
+            rng: Rng::new(0),
+            extra: HashMap::new(),
+        };
+        run.save_checkpoint(&params.tensors(), &adam.state(), &state)
+            .unwrap();
+        let ckpt = run.load_checkpoint().unwrap();
+        assert!(ckpt.weights["w"].device().is_cpu());
+
+        for target in [&cpu, &dev] {
+            let mut back = Params::on(target);
+            back.add("w", Tensor::zeros((2, 2), DType::F32, &cpu).unwrap())
+                .unwrap();
+            back.assign(&ckpt.weights).unwrap();
+            let got = back.get("w").unwrap();
+            assert!(got.device().same_device(target));
+            assert_eq!(values(got), values(params.get("w").unwrap()));
+            let mut resumed = Adam::new(&back, "", 0.1, 0.9, 0.999).unwrap();
+            resumed.restore(&ckpt.optimizer, adam.t).unwrap();
+            assert_eq!(
+                values(&resumed.state()["w.m"]),
+                values(&adam.state()["w.m"])
+            );
+            assert!(resumed.state()["w.v"].device().same_device(target));
+        }
     }
 }

@@ -113,7 +113,8 @@ impl RunDir {
         Ok(())
     }
 
-    /// Reads the checkpoint: weights, optimizer moments, state.
+    /// Reads the checkpoint: weights, optimizer moments, state. Tensors are read to the host
+    /// (whatever device wrote them); the task moves them to its own.
     pub fn load_checkpoint(&self) -> anyhow::Result<LoadedCheckpoint> {
         let dir = self.checkpoint_dir();
         if !dir.join("state.json").exists() {

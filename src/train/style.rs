@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::adam::Adam;
@@ -67,10 +67,12 @@ pub struct StyleTask {
     eval: Tensor,
     teacher: Option<Net>,
     rng: Rng,
+    device: Device,
 }
 
 impl StyleTask {
-    pub fn new(config: StyleConfig) -> anyhow::Result<Self> {
+    /// Sets up a run that trains on `device`.
+    pub fn new(config: StyleConfig, device: &Device) -> anyhow::Result<Self> {
         anyhow::ensure!(
             matches!(config.arch, Arch::Johnson { .. }),
             "style training uses a Johnson net, not {}",
@@ -85,13 +87,13 @@ impl StyleTask {
         anyhow::ensure!(config.batch > 0, "--batch must be at least 1");
         let content = ImageSet::load(&config.content, config.size)?;
         let mut rng = Rng::new(config.seed);
-        let mut params = Params::default();
+        let mut params = Params::on(device);
         let net = Net::new(config.arch, NET_PREFIX, &mut params, &mut rng)?;
         let adam = Adam::new(&params, NET_PREFIX, config.lr, 0.9, 0.999)?;
-        let vgg = Vgg16::load(&config.vgg)?;
+        let vgg = Vgg16::load(&config.vgg, device)?;
         let style = load_rgb(&config.style)?;
         let style = super::data::fit_short_side(&style, config.style_size);
-        let style = to_tensor(std::slice::from_ref(&style))?;
+        let style = to_tensor(std::slice::from_ref(&style))?.to_device(device)?;
         let style_grams = vgg
             .features(&to_unit(&style)?, FEATURE_LAYERS.len())?
             .iter()
@@ -107,10 +109,12 @@ impl StyleTask {
                 .map(|f| load_rgb(f).map(|i| center_square(&i, config.size)))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             to_tensor(&imgs)?
-        };
+        }
+        .to_device(device)?;
         let teacher = match &config.teacher {
             Some(path) => {
-                let (teacher_config, net) = super::load_generator(path, super::Direction::AToB)?;
+                let (teacher_config, net) =
+                    super::load_generator_on(path, super::Direction::AToB, device)?;
                 anyhow::ensure!(
                     matches!(teacher_config, super::RunConfig::Style(_)),
                     "teacher {} is not a style run",
@@ -131,6 +135,7 @@ impl StyleTask {
             eval,
             teacher,
             rng,
+            device: device.clone(),
         })
     }
 
@@ -166,7 +171,10 @@ impl StyleTask {
 
 impl Task for StyleTask {
     fn step(&mut self, _step: u64) -> anyhow::Result<Scalars> {
-        let x = self.content.batch(self.config.batch, &mut self.rng)?;
+        let x = self
+            .content
+            .batch(self.config.batch, &mut self.rng)?
+            .to_device(&self.device)?;
         let y = self.net.forward(&x)?;
         if let Some(teacher) = &self.teacher {
             let target = teacher.forward(&x)?.detach();

@@ -45,15 +45,15 @@ pub struct Vgg16 {
 }
 
 impl Vgg16 {
-    /// Loads the weights; a missing file or tensor says how to get them.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    /// Loads the weights onto `device`; a missing file or tensor says how to get them.
+    pub fn load(path: &Path, device: &Device) -> anyhow::Result<Self> {
         if !path.exists() {
             bail!(
                 "VGG16 weights not found at {}: run scripts/fetch-vgg16.sh (or pass --vgg / set RSSTYLE_VGG16)",
                 path.display()
             );
         }
-        let mut tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        let mut tensors = candle_core::safetensors::load(path, device)
             .with_context(|| format!("reading VGG16 weights {}", path.display()))?;
         let mut take = |name: String| {
             tensors
@@ -70,11 +70,10 @@ impl Vgg16 {
             }
             convs.push(layers);
         }
-        let dev = Device::Cpu;
         Ok(Vgg16 {
             convs,
-            mean: Tensor::new(&MEAN, &dev)?.reshape((1, 3, 1, 1))?,
-            std: Tensor::new(&STD, &dev)?.reshape((1, 3, 1, 1))?,
+            mean: Tensor::new(&MEAN, device)?.reshape((1, 3, 1, 1))?,
+            std: Tensor::new(&STD, device)?.reshape((1, 3, 1, 1))?,
         })
     }
 
