@@ -114,6 +114,7 @@ if has rsstyle; then
     "johnson-f32-nhwc|johnson|1280x720|cuda-nhwc=true|"
     "johnson-fp16|johnson-fp16|1280x720,1920x1080||--compare-cpu"
     "johnson-fp16-nhwc|johnson-fp16|1280x720,1920x1080|cuda-nhwc=true|--compare-cpu"
+    "johnson-fp16-nhwc-graph|johnson-fp16|1280x720,1920x1080|cuda-nhwc=true,cuda-graph=true|"
     "johnson-fp16-nhwc-b4|johnson-fp16|1280x720|cuda-nhwc=true|--batch 4"
     "resnet-f32|resnet|1280x720||"
     "resnet-fp16-nhwc|resnet-fp16|1280x720|cuda-nhwc=true|"
@@ -135,7 +136,8 @@ if has train; then
     rm -rf "$runtime/train-run"
     "$trainer" train style --device cuda --style assets/starry_night.jpg --content assets/photos \
       --vgg "$runtime/vgg16-random.safetensors" --out "$runtime/train-run" --steps 30 --log-every 1 \
-      --size 256 --batch 4 --width 16 --blocks 3 > "$out/train-candle.log" 2>&1 || log "candle training failed: $(tail -3 "$out/train-candle.log")"
+      --size 256 --batch 4 --width 16 --blocks 3 --sample-every 1000 --checkpoint-every 1000 --quiet \
+      > "$out/train-candle.log" 2>&1 || log "candle training failed: $(tail -3 "$out/train-candle.log")"
     cp "$runtime/train-run/log.jsonl" "$out/train-candle.jsonl" 2>/dev/null || true
   else
     log "no CUDA trainer at $trainer: candle training skipped"

@@ -64,7 +64,9 @@ def training(out):
     if os.path.exists(candle):
         with open(candle) as f:
             logs = [json.loads(l) for l in f if l.strip()]
-        times = [r["elapsed_s"] for r in logs if "elapsed_s" in r and "step" in r]
+        # Training records only: the last step's record also holds the final evaluation.
+        times = [r["elapsed_s"] for r in logs if "elapsed_s" in r and "loss" in r
+                 and not any(k.startswith("eval") for k in r)]
         steps = [b - a for a, b in zip(times, times[1:])][5:]
         if steps:
             lines.append(f"candle (rsstyle train, CUDA): {1e3 * statistics.median(steps):.1f} ms "

@@ -43,8 +43,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Inference engine settings, comma-separated KEY=VALUE (frame-io=auto|float|bytes,
-    /// cuda-nhwc=true|false, cuda-tf32=true|false, cuda-search=exhaustive|heuristic), as the
-    /// element's `engine-options` property.
+    /// cuda-nhwc=true|false, cuda-tf32=true|false, cuda-search=exhaustive|heuristic,
+    /// cuda-graph=true|false), as the element's `engine-options` property.
     #[arg(long, default_value = "")]
     pub engine_options: String,
     /// Repetitions of each measurement (element and bare inference alternate); medians are

@@ -138,7 +138,8 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                     "Inference engine settings, comma-separated KEY=VALUE: frame-io=auto|float|bytes \
                      (bytes: the model graph converts uint8 frames on the device; auto: bytes on CUDA), \
                      cuda-nhwc=true|false (channels-last convolutions), cuda-tf32=true|false, \
-                     cuda-search=exhaustive|heuristic (cuDNN algorithm choice)",
+                     cuda-search=exhaustive|heuristic (cuDNN algorithm choice), cuda-graph=true|false \
+                     (replay the model as a CUDA graph: one frame size, no conditioning input)",
                 )
                 .mutable_ready()
                 .build(),

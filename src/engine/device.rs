@@ -78,6 +78,9 @@ pub struct CudaTuning {
     /// Time every cuDNN convolution algorithm on the first run of each shape and keep the
     /// fastest (otherwise cuDNN's heuristic choice).
     pub exhaustive_search: bool,
+    /// Capture the model as a CUDA graph on the first runs and replay it (fewer kernel
+    /// launches; one frame size and batch size per engine; frames as bytes only).
+    pub graph: bool,
 }
 
 impl Default for CudaTuning {
@@ -86,6 +89,7 @@ impl Default for CudaTuning {
             prefer_nhwc: false,
             tf32: true,
             exhaustive_search: true,
+            graph: false,
         }
     }
 }

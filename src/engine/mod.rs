@@ -43,7 +43,7 @@ pub struct EngineOptions {
 impl EngineOptions {
     /// The keys [`EngineOptions::apply`] takes, for help texts.
     pub const KEYS: &'static str = "frame-io=auto|float|bytes, cuda-nhwc=true|false, \
-         cuda-tf32=true|false, cuda-search=exhaustive|heuristic";
+         cuda-tf32=true|false, cuda-search=exhaustive|heuristic, cuda-graph=true|false";
 
     /// Applies comma-separated `key=value` settings (see [`EngineOptions::KEYS`]); an empty
     /// string changes nothing.
@@ -63,6 +63,7 @@ impl EngineOptions {
                 "frame-io" => self.frame_io = value.parse()?,
                 "cuda-nhwc" => self.cuda.prefer_nhwc = flag()?,
                 "cuda-tf32" => self.cuda.tf32 = flag()?,
+                "cuda-graph" => self.cuda.graph = flag()?,
                 "cuda-search" => {
                     self.cuda.exhaustive_search = match value.trim() {
                         "exhaustive" => true,
@@ -139,10 +140,12 @@ mod tests {
     #[test]
     fn engine_options_parse_every_key_and_name_bad_ones() {
         let mut o = EngineOptions::default();
-        o.apply("frame-io=bytes, cuda-nhwc=true,cuda-tf32=false,cuda-search=heuristic")
-            .unwrap();
+        o.apply(
+            "frame-io=bytes, cuda-nhwc=true,cuda-tf32=false,cuda-search=heuristic,cuda-graph=1",
+        )
+        .unwrap();
         assert_eq!(o.frame_io, FrameIo::Bytes);
-        assert!(o.cuda.prefer_nhwc && !o.cuda.tf32 && !o.cuda.exhaustive_search);
+        assert!(o.cuda.prefer_nhwc && !o.cuda.tf32 && !o.cuda.exhaustive_search && o.cuda.graph);
         o.apply("").unwrap();
         assert_eq!(o.frame_io, FrameIo::Bytes);
         assert_eq!(

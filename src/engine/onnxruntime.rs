@@ -27,6 +27,8 @@ pub struct OrtEngine {
     cuda_device: Option<u32>,
     /// Page-locked input and output buffers bound to the session, for the current batch shape.
     pinned: Option<PinnedIo>,
+    /// The CUDA provider captures the model as a CUDA graph and replays it.
+    cuda_graph: bool,
     /// Set when page-locked buffers could not be made: CUDA sessions then take ordinary host
     /// tensors.
     pageable: bool,
@@ -41,6 +43,16 @@ struct PinnedIo {
     shape: [usize; 4],
     input: Tensor<u8>,
     binding: IoBinding,
+    /// With CUDA graphs: the input and output the graph reads and writes (GPU memory at fixed
+    /// addresses) and the page-locked output they are copied back to.
+    graph: Option<GraphIo>,
+}
+
+/// GPU tensors bound to a session that replays a CUDA graph.
+struct GraphIo {
+    input: Tensor<u8>,
+    output: Tensor<u8>,
+    host_output: Tensor<u8>,
 }
 
 /// What building an engine had to say besides success (e.g. a device fallback).
@@ -87,6 +99,7 @@ impl OrtEngine {
                 .with_prefer_nhwc(tuning.prefer_nhwc)
                 .with_tf32(tuning.tf32)
                 .with_conv_max_workspace(true)
+                .with_cuda_graph(tuning.graph)
                 .with_conv_algorithm_search(if tuning.exhaustive_search {
                     ConvAlgorithmSearch::Exhaustive
                 } else {
@@ -95,12 +108,14 @@ impl OrtEngine {
             match ep.register(&mut builder) {
                 Ok(()) => {
                     cuda_device = Some(id);
-                    description = format!(
-                        "CUDA device {id} (ONNX Runtime {}{}{})",
-                        runtime.version,
-                        if tuning.prefer_nhwc { ", NHWC" } else { "" },
-                        if tuning.tf32 { ", TF32" } else { "" }
-                    );
+                    let flags = [
+                        (tuning.prefer_nhwc, ", NHWC"),
+                        (tuning.tf32, ", TF32"),
+                        (tuning.graph, ", CUDA graph"),
+                    ];
+                    let flags: String = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
+                    description =
+                        format!("CUDA device {id} (ONNX Runtime {}{flags})", runtime.version);
                 }
                 Err(e) if options.device == Device::Auto => notes.warnings.push(format!(
                     "device=auto: CUDA is not usable ({}); running on the CPU",
@@ -116,6 +131,11 @@ impl OrtEngine {
             }
         }
 
+        if cuda_device.is_some() && options.cuda.graph && model.manifest.conditioning.is_some() {
+            return Err(EngineError::Device(
+                "cuda-graph=true needs a model without a conditioning input".to_string(),
+            ));
+        }
         let bytes = match options.frame_io {
             FrameIo::Bytes => true,
             FrameIo::Float => false,
@@ -158,6 +178,7 @@ impl OrtEngine {
                 cuda_device,
                 pinned: None,
                 pageable: false,
+                cuda_graph: cuda_device.is_some() && options.cuda.graph,
             },
             notes,
         ))
@@ -237,11 +258,33 @@ impl OrtEngine {
         let input_alloc = Allocator::new(&self.session, info(MemoryType::CPUInput)?)?;
         let output_alloc = Allocator::new(&self.session, info(MemoryType::CPUOutput)?)?;
         let mut binding = self.session.create_binding()?;
-        binding.bind_output(BYTE_OUTPUT, Tensor::<u8>::new(&output_alloc, shape)?)?;
+        let graph = if self.cuda_graph {
+            let gpu = Allocator::new(
+                &self.session,
+                MemoryInfo::new(
+                    AllocationDevice::CUDA,
+                    device as i32,
+                    AllocatorType::Device,
+                    MemoryType::Default,
+                )?,
+            )?;
+            let mut io = GraphIo {
+                input: Tensor::<u8>::new(&gpu, shape)?,
+                output: Tensor::<u8>::new(&gpu, shape)?,
+                host_output: Tensor::<u8>::new(&output_alloc, shape)?,
+            };
+            binding.bind_input(BYTE_INPUT, &io.input)?;
+            binding.bind_output(BYTE_OUTPUT, &mut io.output)?;
+            Some(io)
+        } else {
+            binding.bind_output(BYTE_OUTPUT, Tensor::<u8>::new(&output_alloc, shape)?)?;
+            None
+        };
         Ok(PinnedIo {
             shape,
             input: Tensor::<u8>::new(&input_alloc, shape)?,
             binding,
+            graph,
         })
     }
 
@@ -272,6 +315,23 @@ impl OrtEngine {
         }
         let pinned = self.pinned.as_mut().expect("just created");
         pinned.input.extract_tensor_mut().1.copy_from_slice(input);
+        if let Some(graph) = &mut pinned.graph {
+            // The graph reads and writes fixed GPU buffers: copy in, replay, copy out.
+            pinned
+                .input
+                .copy_into(&mut graph.input)
+                .map_err(inference_err)?;
+            self.session
+                .run_binding(&pinned.binding)
+                .map_err(inference_err)?;
+            graph
+                .output
+                .copy_into(&mut graph.host_output)
+                .map_err(inference_err)?;
+            output.clear();
+            output.extend_from_slice(graph.host_output.extract_tensor().1);
+            return Ok(Some(shape.iter().map(|&d| d as i64).collect()));
+        }
         pinned
             .binding
             .bind_input(BYTE_INPUT, &pinned.input)
