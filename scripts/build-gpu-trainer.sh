@@ -6,8 +6,9 @@
 # and the cuBLAS / cuRAND / NVRTC libraries to link against), unpacked under .deps/cuda. The driver
 # library (libcuda.so.1) comes with the GPU driver, not a wheel: the link uses a stub with the
 # same soname whose functions all report CUDA_ERROR_NO_DEVICE. The binary has no rpath; where it
-# runs, LD_LIBRARY_PATH must reach the driver's libcuda.so.1 and libcublas.so.13,
-# libcublasLt.so.13, libcurand.so.10, libnvrtc.so.13 (e.g. torch's site-packages/nvidia/cu13/lib).
+# runs, LD_LIBRARY_PATH must reach the driver's libcuda.so.1 and libcublas.so.13 (with
+# libcublasLt.so.13), libcurand.so.10 (e.g. torch's site-packages/nvidia/cu13/lib): the binary's
+# NEEDED list; nvrtc and cudart are linked but dropped as unused (--as-needed).
 #
 # Kernels are compiled for CUDA_COMPUTE_CAP (default 90, H100). First build ~15 min on 2 cores;
 # later ones reuse the compiled dependencies. Idempotent. Needs python3 with pip, unzip, gcc/g++.
@@ -35,8 +36,8 @@ cu="$site/nvidia/cu13"
 mkdir -p "$home/lib" "$stubs"
 for d in bin include nvvm; do ln -sfn "$cu/$d" "$home/$d"; done
 ln -sfn "$cu/lib" "$home/lib64"
-# -lcublas etc. need unversioned names.
-for so in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13; do
+# -lcublas etc. need unversioned names (cudart: candle-kernels' statically built MoE kernels).
+for so in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13 libcudart.so.13; do
   ln -sfn "$cu/lib/$so" "$stubs/${so%%.so.*}.so"
 done
 
