@@ -256,7 +256,6 @@ impl OrtEngine {
             )
         };
         let input_alloc = Allocator::new(&self.session, info(MemoryType::CPUInput)?)?;
-        let output_alloc = Allocator::new(&self.session, info(MemoryType::CPUOutput)?)?;
         let mut binding = self.session.create_binding()?;
         let graph = if self.cuda_graph {
             let gpu = Allocator::new(
@@ -271,13 +270,24 @@ impl OrtEngine {
             let mut io = GraphIo {
                 input: Tensor::<u8>::new(&gpu, shape)?,
                 output: Tensor::<u8>::new(&gpu, shape)?,
-                host_output: Tensor::<u8>::new(&output_alloc, shape)?,
+                host_output: Tensor::<u8>::new(&Allocator::default(), shape)?,
             };
             binding.bind_input(BYTE_INPUT, &io.input)?;
             binding.bind_output(BYTE_OUTPUT, &mut io.output)?;
             Some(io)
         } else {
-            binding.bind_output(BYTE_OUTPUT, Tensor::<u8>::new(&output_alloc, shape)?)?;
+            // ONNX Runtime 1.30 fails copying a graph output into a page-locked output buffer
+            // (it plans the output in that buffer, then copies it onto itself): outputs go to
+            // ordinary host memory.
+            binding.bind_output_to_device(
+                BYTE_OUTPUT,
+                &MemoryInfo::new(
+                    AllocationDevice::CPU,
+                    0,
+                    AllocatorType::Device,
+                    MemoryType::Default,
+                )?,
+            )?;
             None
         };
         Ok(PinnedIo {
@@ -286,6 +296,18 @@ impl OrtEngine {
             binding,
             graph,
         })
+    }
+
+    /// Gives up page-locked buffers after `error`: later batches pass ordinary host tensors.
+    /// Returns `None`, the caller's cue to run the batch that way.
+    fn unpin(&mut self, error: &str) -> Option<Vec<i64>> {
+        self.pinned = None;
+        self.pageable = true;
+        self.description.push_str(&format!(
+            " (page-locked I/O failed, ordinary host tensors used: {})",
+            first_line(error)
+        ));
+        None
     }
 
     /// Byte batches through a CUDA session: page-locked input bound once per shape, output
@@ -303,14 +325,7 @@ impl OrtEngine {
             self.pinned = None;
             match self.pin(device, shape) {
                 Ok(p) => self.pinned = Some(p),
-                Err(e) => {
-                    self.pageable = true;
-                    self.description.push_str(&format!(
-                        " (no page-locked buffers: {})",
-                        first_line(&e.to_string())
-                    ));
-                    return Ok(None);
-                }
+                Err(e) => return Ok(self.unpin(&e.to_string())),
             }
         }
         let pinned = self.pinned.as_mut().expect("just created");
@@ -321,9 +336,10 @@ impl OrtEngine {
                 .input
                 .copy_into(&mut graph.input)
                 .map_err(inference_err)?;
-            self.session
-                .run_binding(&pinned.binding)
-                .map_err(inference_err)?;
+            let ran = self.session.run_binding(&pinned.binding).map(drop);
+            if let Err(e) = ran.map_err(|e| e.to_string()) {
+                return Ok(self.unpin(&e));
+            }
             graph
                 .output
                 .copy_into(&mut graph.host_output)
@@ -342,16 +358,21 @@ impl OrtEngine {
                 .bind_input(c.input.as_str(), &value)
                 .map_err(inference_err)?;
         }
-        let outputs = self
-            .session
-            .run_binding(&pinned.binding)
-            .map_err(inference_err)?;
-        let (s, data) = outputs[BYTE_OUTPUT]
-            .try_extract_tensor::<u8>()
-            .map_err(inference_err)?;
-        output.clear();
-        output.extend_from_slice(data);
-        Ok(Some(s.to_vec()))
+        let ran = match self.session.run_binding(&pinned.binding) {
+            Ok(outputs) => {
+                let (s, data) = outputs[BYTE_OUTPUT]
+                    .try_extract_tensor::<u8>()
+                    .map_err(inference_err)?;
+                output.clear();
+                output.extend_from_slice(data);
+                Ok(s.to_vec())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match ran {
+            Ok(shape) => Ok(Some(shape)),
+            Err(e) => Ok(self.unpin(&e)),
+        }
     }
 }
 
