@@ -72,7 +72,7 @@ struct Buffers<T> {
 /// A tensor element type an [`Engine`] runs batches of.
 trait EngineValue: TensorValue {
     fn buffers(s: &mut Stylizer) -> (&mut dyn Engine, &mut Buffers<Self>);
-    /// [`frame::frame_to_tensor`] for this element type, on up to `threads` threads.
+    /// Frame to tensor for this element type, on up to `threads` threads.
     fn to_tensor(
         frame: &FrameRef,
         geometry: &Geometry,
@@ -80,7 +80,7 @@ trait EngineValue: TensorValue {
         tensor: &mut [Self],
         threads: usize,
     );
-    /// [`frame::tensor_to_frame`] for this element type, on up to `threads` threads.
+    /// Tensor to frame for this element type, on up to `threads` threads.
     fn to_frame(
         tensor: &[Self],
         geometry: &Geometry,
@@ -103,8 +103,8 @@ impl EngineValue for f32 {
     fn buffers(s: &mut Stylizer) -> (&mut dyn Engine, &mut Buffers<f32>) {
         (s.engine.as_mut(), &mut s.floats)
     }
-    fn to_tensor(f: &FrameRef, g: &Geometry, format: &TensorFormat, t: &mut [f32], _: usize) {
-        frame::frame_to_tensor(f, g, format, t)
+    fn to_tensor(f: &FrameRef, g: &Geometry, format: &TensorFormat, t: &mut [f32], threads: usize) {
+        frame::frame_to_tensor_threads(f, g, format, t, threads)
     }
     fn to_frame(
         t: &[f32],
@@ -113,9 +113,9 @@ impl EngineValue for f32 {
         blend: &Blend,
         input: &FrameRef,
         out: &mut FrameMut,
-        _: usize,
+        threads: usize,
     ) {
-        frame::tensor_to_frame(t, g, format, blend, input, out)
+        frame::tensor_to_frame_threads(t, g, format, blend, input, out, threads)
     }
     fn infer(
         engine: &mut dyn Engine,
@@ -163,8 +163,9 @@ pub struct Stylizer {
     floats: Buffers<f32>,
     bytes: Buffers<u8>,
     conditioning: Vec<f32>,
-    /// Threads converting large frames for engines that take bytes: such an engine runs on a
-    /// GPU and leaves the host's cores to the conversion.
+    /// Threads converting large frames. Engines that take bytes run on a GPU and leave the
+    /// host's cores to conversion; on the CPU, ONNX Runtime's threads keep spinning for a while
+    /// after each run, and more conversion threads made 640×480 frames slower, not faster.
     conversion_threads: usize,
 }
 

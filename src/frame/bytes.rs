@@ -7,8 +7,8 @@
 //! through the general conversion in [`super`].
 
 use super::{
-    Blend, FrameMut, FrameRef, Geometry, PixelFormat, Resample, TensorFormat, frame_to_tensor,
-    tensor_to_frame,
+    Blend, FrameMut, FrameRef, Geometry, PixelFormat, Resample, TensorFormat, band_count,
+    for_row_bands, frame_to_tensor, tensor_to_frame,
 };
 use crate::model::{ChannelOrder, Layout, ValueRange};
 
@@ -18,9 +18,6 @@ pub const RGB_BYTES: TensorFormat = TensorFormat {
     channel_order: ChannelOrder::Rgb,
     range: ValueRange::Byte,
 };
-
-/// Frames with fewer pixels than this are converted on the calling thread alone.
-const PARALLEL_PIXELS: usize = 200_000;
 
 /// Writes `frame` into `tensor` (`tensor_height × tensor_width × 3` bytes), on up to
 /// `threads` threads.
@@ -60,51 +57,20 @@ pub fn rgb_to_frame(
         return tensor_to_frame(tensor, geometry, &RGB_BYTES, blend, input, out);
     }
     let row_len = 3 * geometry.tensor_width;
-    let (format, width, stride) = (out.format, out.width, out.stride);
-    let bpp = format.bytes_per_pixel();
-    let data = &mut out.data[..(out.height - 1) * stride + width * bpp];
-    let threads = bands(input, threads);
-    let rows_per_band = out.height.div_ceil(threads);
-    std::thread::scope(|s| {
-        let mut rest = data;
-        for band in 0..threads {
-            let first = band * rows_per_band;
-            let n = rows_per_band.min(out.height.saturating_sub(first));
-            if n == 0 {
-                break;
-            }
-            let take = if first + n == out.height {
-                rest.len()
-            } else {
-                n * stride
-            };
-            let (mine, later) = std::mem::take(&mut rest).split_at_mut(take);
-            rest = later;
-            let mut work = move || {
-                for i in 0..n {
-                    let y = first + i;
-                    let t = &tensor[y * row_len..][..3 * width];
-                    let src = &input.data[y * input.stride..][..width * bpp];
-                    let dst = &mut mine[i * stride..][..width * bpp];
-                    unpack_row(format, t, src, dst);
-                }
-            };
-            if band + 1 == threads {
-                work();
-            } else {
-                s.spawn(work);
-            }
+    for_row_bands(input, out, bands(input, threads), |input, out, first| {
+        let bpp = out.format.bytes_per_pixel();
+        for y in 0..out.height {
+            let t = &tensor[(first + y) * row_len..][..3 * out.width];
+            let src = &input.data[y * input.stride..][..out.width * bpp];
+            let dst = &mut out.data[y * out.stride..][..out.width * bpp];
+            unpack_row(out.format, t, src, dst);
         }
     });
 }
 
 /// How many threads to use for `frame`.
 fn bands(frame: &FrameRef, threads: usize) -> usize {
-    if frame.width * frame.height < PARALLEL_PIXELS {
-        1
-    } else {
-        threads.clamp(1, frame.height.max(1))
-    }
+    band_count(frame.width, frame.height, threads)
 }
 
 /// Runs `work(first_row, band)` over `threads` bands of whole rows of `rows` (rows of

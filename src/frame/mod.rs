@@ -111,56 +111,17 @@ pub fn frame_to_tensor<T: TensorValue>(
         (start, step, offsets[format.rgb_channel(c)])
     });
 
+    // Model channel c reads frame byte `src[c]` of each pixel.
+    let src: [usize; 3] = std::array::from_fn(|c| planes[c].2);
     match geometry.resample {
-        Resample::Pad if format.layout == Layout::Nchw => {
-            let tw = geometry.tensor_width;
-            let (p0, rest) = tensor.split_at_mut(pixels);
-            let (p1, p2) = rest.split_at_mut(pixels);
-            // Model channel c reads frame byte `src[c]` of each pixel.
-            let src: [usize; 3] = std::array::from_fn(|c| planes[c].2);
-            for ty in 0..geometry.tensor_height {
-                let sy = geometry.source_row(ty);
-                let row = &frame.data[sy * frame.stride..][..frame.width * bpp];
-                let range = ty * tw..(ty + 1) * tw;
-                let (r0, r1, r2) = (
-                    &mut p0[range.clone()],
-                    &mut p1[range.clone()],
-                    &mut p2[range],
-                );
-                for (x, px) in row.chunks_exact(bpp).enumerate() {
-                    r0[x] = lut[px[src[0]] as usize];
-                    r1[x] = lut[px[src[1]] as usize];
-                    r2[x] = lut[px[src[2]] as usize];
-                }
-                for tx in frame.width..tw {
-                    let px = &row[geometry.source_col(tx) * bpp..];
-                    r0[tx] = lut[px[src[0]] as usize];
-                    r1[tx] = lut[px[src[1]] as usize];
-                    r2[tx] = lut[px[src[2]] as usize];
-                }
-            }
-        }
-        Resample::Pad => {
-            // NHWC: each tensor row is the frame row's pixels, then the mirrored columns.
-            let src: [usize; 3] = std::array::from_fn(|c| planes[c].2);
-            let tw = geometry.tensor_width;
-            for (ty, out) in tensor.chunks_exact_mut(3 * tw).enumerate() {
-                let sy = geometry.source_row(ty);
-                let row = &frame.data[sy * frame.stride..][..frame.width * bpp];
-                let (inside, padding) = out.split_at_mut(3 * frame.width);
-                for (d, px) in inside.chunks_exact_mut(3).zip(row.chunks_exact(bpp)) {
-                    d[0] = lut[px[src[0]] as usize];
-                    d[1] = lut[px[src[1]] as usize];
-                    d[2] = lut[px[src[2]] as usize];
-                }
-                for (i, d) in padding.chunks_exact_mut(3).enumerate() {
-                    let px = &row[geometry.source_col(frame.width + i) * bpp..];
-                    d[0] = lut[px[src[0]] as usize];
-                    d[1] = lut[px[src[1]] as usize];
-                    d[2] = lut[px[src[2]] as usize];
-                }
-            }
-        }
+        Resample::Pad => pad_rows(
+            frame,
+            geometry,
+            &lut,
+            src,
+            split_rows(format.layout, tensor, pixels),
+            0,
+        ),
         Resample::Bilinear => {
             for ty in 0..geometry.tensor_height {
                 let (y0, y1, fy) = geometry::bilinear_tap(ty, geometry.tensor_height, frame.height);
@@ -186,6 +147,145 @@ pub fn frame_to_tensor<T: TensorValue>(
             }
         }
     }
+}
+
+/// Tensor rows being written: one slice per model channel (NCHW planes, `tensor_width`
+/// elements a row) or one slice of interleaved rows (NHWC, `3 × tensor_width` a row).
+enum RowsMut<'a, T> {
+    Planes([&'a mut [T]; 3]),
+    Interleaved(&'a mut [T]),
+}
+
+/// All rows of a tensor of `pixels` pixels per channel.
+fn split_rows<T>(layout: Layout, tensor: &mut [T], pixels: usize) -> RowsMut<'_, T> {
+    match layout {
+        Layout::Nchw => {
+            let (p0, rest) = tensor.split_at_mut(pixels);
+            let (p1, p2) = rest.split_at_mut(pixels);
+            RowsMut::Planes([p0, p1, p2])
+        }
+        Layout::Nhwc => RowsMut::Interleaved(tensor),
+    }
+}
+
+/// Reflection-padded conversion of tensor rows `first..` (as many as `rows` holds): each
+/// row is its source row's pixels, then the mirrored columns.
+fn pad_rows<T: TensorValue>(
+    frame: &FrameRef,
+    geometry: &Geometry,
+    lut: &[T; 256],
+    src: [usize; 3],
+    rows: RowsMut<'_, T>,
+    first: usize,
+) {
+    let tw = geometry.tensor_width;
+    let bpp = frame.format.bytes_per_pixel();
+    let source = |ty: usize| {
+        let sy = geometry.source_row(ty);
+        &frame.data[sy * frame.stride..][..frame.width * bpp]
+    };
+    match rows {
+        RowsMut::Planes([p0, p1, p2]) => {
+            let rows = p0
+                .chunks_exact_mut(tw)
+                .zip(p1.chunks_exact_mut(tw))
+                .zip(p2.chunks_exact_mut(tw));
+            for (i, ((r0, r1), r2)) in rows.enumerate() {
+                let row = source(first + i);
+                for (x, px) in row.chunks_exact(bpp).enumerate() {
+                    r0[x] = lut[px[src[0]] as usize];
+                    r1[x] = lut[px[src[1]] as usize];
+                    r2[x] = lut[px[src[2]] as usize];
+                }
+                for tx in frame.width..tw {
+                    let px = &row[geometry.source_col(tx) * bpp..];
+                    r0[tx] = lut[px[src[0]] as usize];
+                    r1[tx] = lut[px[src[1]] as usize];
+                    r2[tx] = lut[px[src[2]] as usize];
+                }
+            }
+        }
+        RowsMut::Interleaved(t) => {
+            for (i, out) in t.chunks_exact_mut(3 * tw).enumerate() {
+                let row = source(first + i);
+                let (inside, padding) = out.split_at_mut(3 * frame.width);
+                for (d, px) in inside.chunks_exact_mut(3).zip(row.chunks_exact(bpp)) {
+                    d[0] = lut[px[src[0]] as usize];
+                    d[1] = lut[px[src[1]] as usize];
+                    d[2] = lut[px[src[2]] as usize];
+                }
+                for (i, d) in padding.chunks_exact_mut(3).enumerate() {
+                    let px = &row[geometry.source_col(frame.width + i) * bpp..];
+                    d[0] = lut[px[src[0]] as usize];
+                    d[1] = lut[px[src[1]] as usize];
+                    d[2] = lut[px[src[2]] as usize];
+                }
+            }
+        }
+    }
+}
+
+/// Frames with fewer pixels than this are converted on the calling thread alone.
+const PARALLEL_PIXELS: usize = 200_000;
+
+/// How many threads to convert a `width`×`height` frame on, at most `threads`.
+pub(crate) fn band_count(width: usize, height: usize, threads: usize) -> usize {
+    if width * height < PARALLEL_PIXELS {
+        1
+    } else {
+        threads.clamp(1, height.max(1))
+    }
+}
+
+/// [`frame_to_tensor`] on up to `threads` threads, each converting a band of rows
+/// (reflection padding only; resizing runs on the calling thread).
+pub fn frame_to_tensor_threads<T: TensorValue>(
+    frame: &FrameRef,
+    geometry: &Geometry,
+    format: &TensorFormat,
+    tensor: &mut [T],
+    threads: usize,
+) {
+    let bands = band_count(frame.width, frame.height, threads);
+    if bands < 2 || geometry.resample != Resample::Pad {
+        return frame_to_tensor(frame, geometry, format, tensor);
+    }
+    debug_assert_eq!(tensor.len(), 3 * geometry.tensor_pixels());
+    let (lo, hi) = format.range.bounds();
+    let scale = (hi - lo) / 255.0;
+    let lut: [T; 256] = std::array::from_fn(|v| T::from_f32(lo + v as f32 * scale));
+    let offsets = frame.format.rgb_offsets();
+    let src: [usize; 3] = std::array::from_fn(|c| offsets[format.rgb_channel(c)]);
+    let tw = geometry.tensor_width;
+    let per_band = geometry.tensor_height.div_ceil(bands);
+    let lut = &lut;
+    let bands: Vec<(RowsMut<'_, T>, usize)> =
+        match split_rows(format.layout, tensor, geometry.tensor_pixels()) {
+            RowsMut::Planes([p0, p1, p2]) => {
+                let n = per_band * tw;
+                p0.chunks_mut(n)
+                    .zip(p1.chunks_mut(n))
+                    .zip(p2.chunks_mut(n))
+                    .enumerate()
+                    .map(|(i, ((a, b), c))| (RowsMut::Planes([a, b, c]), i * per_band))
+                    .collect()
+            }
+            RowsMut::Interleaved(t) => t
+                .chunks_mut(per_band * 3 * tw)
+                .enumerate()
+                .map(|(i, band)| (RowsMut::Interleaved(band), i * per_band))
+                .collect(),
+        };
+    std::thread::scope(|s| {
+        let mut bands = bands.into_iter().peekable();
+        while let Some((rows, first)) = bands.next() {
+            if bands.peek().is_none() {
+                pad_rows(frame, geometry, lut, src, rows, first);
+            } else {
+                s.spawn(move || pad_rows(frame, geometry, lut, src, rows, first));
+            }
+        }
+    });
 }
 
 /// How the model's output is combined with the input frame.
@@ -254,54 +354,8 @@ pub fn tensor_to_frame<T: TensorValue>(
         |i: usize, rgb: usize| tensor[planes[rgb].0 + i * planes[rgb].1].to_f32() * scale + offset;
     let plain = strength == 1.0 && !blend.preserve_color;
     let tw = geometry.tensor_width;
-    if plain && geometry.resample == Resample::Pad && format.layout == Layout::Nhwc {
-        // Pixel by pixel: the tensor row holds the three channels side by side.
-        let src: [usize; 3] = std::array::from_fn(|rgb| planes[rgb].0);
-        for y in 0..out.height {
-            let t_row = &tensor[3 * y * tw..][..3 * out.width];
-            let in_row = &input.data[y * input.stride..][..out.width * bpp];
-            let out_row = &mut out.data[y * out.stride..][..out.width * bpp];
-            for ((t, out_px), in_px) in t_row
-                .chunks_exact(3)
-                .zip(out_row.chunks_exact_mut(bpp))
-                .zip(in_row.chunks_exact(bpp))
-            {
-                out_px[offsets[0]] = to_byte(t[src[0]].to_f32() * scale + offset);
-                out_px[offsets[1]] = to_byte(t[src[1]].to_f32() * scale + offset);
-                out_px[offsets[2]] = to_byte(t[src[2]].to_f32() * scale + offset);
-                if let Some(a) = alpha {
-                    out_px[a] = in_px[a];
-                }
-            }
-        }
-        return;
-    }
-    if plain && geometry.resample == Resample::Pad && format.layout == Layout::Nchw {
-        // The common case: convert each plane row to bytes (a loop the compiler vectorises),
-        // then interleave.
-        let w = out.width;
-        let mut bytes = vec![0u8; 3 * w];
-        for y in 0..out.height {
-            for (rgb, dst) in bytes.chunks_exact_mut(w).enumerate() {
-                let src = &tensor[planes[rgb].0 + y * tw..][..w];
-                for (d, &v) in dst.iter_mut().zip(src) {
-                    *d = to_byte(v.to_f32() * scale + offset);
-                }
-            }
-            let (r, rest) = bytes.split_at(w);
-            let (g, b) = rest.split_at(w);
-            let in_row = &input.data[y * input.stride..][..w * bpp];
-            let out_row = &mut out.data[y * out.stride..][..w * bpp];
-            for (x, out_px) in out_row.chunks_exact_mut(bpp).enumerate() {
-                out_px[offsets[0]] = r[x];
-                out_px[offsets[1]] = g[x];
-                out_px[offsets[2]] = b[x];
-                if let Some(a) = alpha {
-                    out_px[a] = in_row[x * bpp + a];
-                }
-            }
-        }
-        return;
+    if plain && geometry.resample == Resample::Pad {
+        return plain_rows(tensor, geometry, format, input, out, 0);
     }
 
     for y in 0..out.height {
@@ -352,6 +406,143 @@ pub fn tensor_to_frame<T: TensorValue>(
             }
         }
     }
+}
+
+/// Tensor rows `first..first + out.height` to the frame rows `out` holds, with no blending
+/// (the common case: strength 1, reflection padding). `input` holds the same rows of the
+/// input frame, for the alpha / padding bytes.
+fn plain_rows<T: TensorValue>(
+    tensor: &[T],
+    geometry: &Geometry,
+    format: &TensorFormat,
+    input: &FrameRef,
+    out: &mut FrameMut,
+    first: usize,
+) {
+    let (lo, hi) = format.range.bounds();
+    let scale = 255.0 / (hi - lo);
+    let offset = -lo * scale;
+    let offsets = out.format.rgb_offsets();
+    let bpp = out.format.bytes_per_pixel();
+    let alpha = out.format.alpha_offset();
+    let planes: [usize; 3] = std::array::from_fn(|rgb| {
+        let c = (0..3)
+            .find(|&c| format.rgb_channel(c) == rgb)
+            .expect("a permutation");
+        format.channel_index(c, geometry.tensor_pixels()).0
+    });
+    let (w, tw) = (out.width, geometry.tensor_width);
+    match format.layout {
+        Layout::Nhwc => {
+            // Pixel by pixel: the tensor row holds the three channels side by side.
+            for y in 0..out.height {
+                let t_row = &tensor[3 * (first + y) * tw..][..3 * w];
+                let in_row = &input.data[y * input.stride..][..w * bpp];
+                let out_row = &mut out.data[y * out.stride..][..w * bpp];
+                for ((t, out_px), in_px) in t_row
+                    .chunks_exact(3)
+                    .zip(out_row.chunks_exact_mut(bpp))
+                    .zip(in_row.chunks_exact(bpp))
+                {
+                    out_px[offsets[0]] = to_byte(t[planes[0]].to_f32() * scale + offset);
+                    out_px[offsets[1]] = to_byte(t[planes[1]].to_f32() * scale + offset);
+                    out_px[offsets[2]] = to_byte(t[planes[2]].to_f32() * scale + offset);
+                    if let Some(a) = alpha {
+                        out_px[a] = in_px[a];
+                    }
+                }
+            }
+        }
+        Layout::Nchw => {
+            // Convert each plane row to bytes (a loop the compiler vectorises), then
+            // interleave.
+            let mut bytes = vec![0u8; 3 * w];
+            for y in 0..out.height {
+                for (rgb, dst) in bytes.chunks_exact_mut(w).enumerate() {
+                    let src = &tensor[planes[rgb] + (first + y) * tw..][..w];
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d = to_byte(v.to_f32() * scale + offset);
+                    }
+                }
+                let (r, rest) = bytes.split_at(w);
+                let (g, b) = rest.split_at(w);
+                let in_row = &input.data[y * input.stride..][..w * bpp];
+                let out_row = &mut out.data[y * out.stride..][..w * bpp];
+                for (x, out_px) in out_row.chunks_exact_mut(bpp).enumerate() {
+                    out_px[offsets[0]] = r[x];
+                    out_px[offsets[1]] = g[x];
+                    out_px[offsets[2]] = b[x];
+                    if let Some(a) = alpha {
+                        out_px[a] = in_row[x * bpp + a];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`tensor_to_frame`] on up to `threads` threads, each writing a band of rows, when there is
+/// nothing to blend and nothing to resize; otherwise on the calling thread.
+pub fn tensor_to_frame_threads<T: TensorValue>(
+    tensor: &[T],
+    geometry: &Geometry,
+    format: &TensorFormat,
+    blend: &Blend,
+    input: &FrameRef,
+    out: &mut FrameMut,
+    threads: usize,
+) {
+    let plain = blend.strength >= 1.0 && !blend.preserve_color;
+    let bands = band_count(out.width, out.height, threads);
+    if !plain || bands < 2 || geometry.resample != Resample::Pad {
+        return tensor_to_frame(tensor, geometry, format, blend, input, out);
+    }
+    debug_assert_eq!(tensor.len(), 3 * geometry.tensor_pixels());
+    for_row_bands(input, out, bands, |input, out, first| {
+        plain_rows(tensor, geometry, format, input, out, first)
+    });
+}
+
+/// Runs `work(input_rows, out_rows, first_row)` on `bands` bands of rows of `out` and the same
+/// rows of `input`, each on its own thread (the last on the calling thread).
+pub(crate) fn for_row_bands<F>(input: &FrameRef, out: &mut FrameMut, bands: usize, work: F)
+where
+    F: Fn(&FrameRef, &mut FrameMut, usize) + Sync,
+{
+    let per_band = out.height.div_ceil(bands.max(1));
+    let (width, height, stride, format) = (out.width, out.height, out.stride, out.format);
+    let used = (height - 1) * stride + width * format.bytes_per_pixel();
+    let work = &work;
+    std::thread::scope(|s| {
+        let mut rest = &mut out.data[..used];
+        for first in (0..height).step_by(per_band) {
+            let n = per_band.min(height - first);
+            let last = first + n == height;
+            let take = if last { rest.len() } else { n * stride };
+            let (mine, later) = std::mem::take(&mut rest).split_at_mut(take);
+            rest = later;
+            let band_in = FrameRef {
+                data: &input.data[first * input.stride..],
+                height: n,
+                ..*input
+            };
+            let mut run = move || {
+                let mut band_out = FrameMut {
+                    data: mine,
+                    width,
+                    height: n,
+                    stride,
+                    format,
+                };
+                work(&band_in, &mut band_out, first);
+            };
+            if last {
+                run();
+            } else {
+                s.spawn(run);
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -219,3 +219,56 @@ fn scaled_geometry_shrinks_to_the_multiple() {
         Geometry::new(64, 64, fixed)
     );
 }
+
+#[test]
+fn conversion_on_several_threads_equals_one_thread() {
+    // 641×479 (large enough to be split into bands), padded to 648×480, both layouts.
+    let (w, h) = (641, 479);
+    let geometry = Geometry::new(w, h, SizeRule::Multiple(8));
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        let format = TensorFormat {
+            layout,
+            channel_order: ChannelOrder::Bgr,
+            range: ValueRange::Signed,
+        };
+        for pixel_format in [PixelFormat::Rgb, PixelFormat::Bgrx] {
+            let stride = w * pixel_format.bytes_per_pixel() + 3;
+            let data: Vec<u8> = (0..stride * h).map(|i| (i * 37 % 253) as u8).collect();
+            let frame = FrameRef {
+                data: &data,
+                width: w,
+                height: h,
+                stride,
+                format: pixel_format,
+            };
+            let mut one = vec![0f32; 3 * geometry.tensor_pixels()];
+            frame_to_tensor(&frame, &geometry, &format, &mut one);
+            let mut three = vec![0f32; one.len()];
+            frame_to_tensor_threads(&frame, &geometry, &format, &mut three, 3);
+            assert!(one == three, "{layout:?} {pixel_format}: input");
+
+            let styled: Vec<f32> = one.iter().map(|v| (v * 1.7).sin()).collect();
+            let mut out_one = vec![7u8; data.len()];
+            let mut out_three = vec![7u8; data.len()];
+            for (out, threads) in [(&mut out_one, 1), (&mut out_three, 3)] {
+                let mut view = FrameMut {
+                    data: out,
+                    width: w,
+                    height: h,
+                    stride,
+                    format: pixel_format,
+                };
+                tensor_to_frame_threads(
+                    &styled,
+                    &geometry,
+                    &format,
+                    &Blend::default(),
+                    &frame,
+                    &mut view,
+                    threads,
+                );
+            }
+            assert!(out_one == out_three, "{layout:?} {pixel_format}: output");
+        }
+    }
+}
