@@ -31,14 +31,6 @@ fn both_ways(
     (run("bytes"), run("float"), pixels)
 }
 
-fn max_difference(a: &[[u8; 3]], b: &[[u8; 3]]) -> u8 {
-    a.iter()
-        .zip(b)
-        .flat_map(|(p, q)| (0..3).map(move |c| p[c].abs_diff(q[c])))
-        .max()
-        .unwrap()
-}
-
 #[test]
 fn bytes_equal_floats_for_every_format_with_padding() {
     let dir = tempfile::tempdir().unwrap();

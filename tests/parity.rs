@@ -69,14 +69,6 @@ fn onnxruntime_reference(
         .collect()
 }
 
-fn max_difference(a: &[[u8; 3]], b: &[[u8; 3]]) -> u8 {
-    a.iter()
-        .zip(b)
-        .flat_map(|(p, q)| (0..3).map(move |c| p[c].abs_diff(q[c])))
-        .max()
-        .unwrap()
-}
-
 fn check(model: &std::path::Path, range: (f32, f32), style: Option<(usize, usize)>) {
     let (w, h, pixels) = photo_frame(100);
     let mut props = vec![("model", model.display().to_string().to_value())];

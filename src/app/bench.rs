@@ -91,6 +91,19 @@ pub struct BenchRow {
     pub differing_vs_cpu: Option<f64>,
 }
 
+/// The engine settings `args` ask for.
+fn engine_options(args: &BenchArgs) -> Result<EngineOptions> {
+    let mut options = EngineOptions {
+        device: args.device.parse::<Device>().map_err(anyhow::Error::msg)?,
+        threads: args.threads,
+        ..EngineOptions::default()
+    };
+    options
+        .apply(&args.engine_options)
+        .map_err(anyhow::Error::msg)?;
+    Ok(options)
+}
+
 /// Styles the test frame on the configured device and on the CPU with float tensors; returns
 /// the largest byte difference and the share of bytes that differ.
 fn compare_with_cpu(
@@ -129,14 +142,7 @@ fn compare_with_cpu(
         }])?;
         Ok(out)
     };
-    let mut options = EngineOptions {
-        device: args.device.parse::<Device>().map_err(anyhow::Error::msg)?,
-        threads: args.threads,
-        ..EngineOptions::default()
-    };
-    options
-        .apply(&args.engine_options)
-        .map_err(anyhow::Error::msg)?;
+    let options = engine_options(args)?;
     let device = style(&options)?;
     let cpu = style(&EngineOptions {
         device: Device::Cpu,
@@ -185,14 +191,7 @@ fn bare_inference_ms(
     batch: usize,
     inference_scale: f32,
 ) -> Result<(f64, Option<f64>, String)> {
-    let mut options = EngineOptions {
-        device: args.device.parse::<Device>().map_err(anyhow::Error::msg)?,
-        threads: args.threads,
-        ..EngineOptions::default()
-    };
-    options
-        .apply(&args.engine_options)
-        .map_err(anyhow::Error::msg)?;
+    let options = engine_options(args)?;
     let (mut engine, _) = engine::open(
         &model.display().to_string(),
         None,

@@ -136,3 +136,70 @@ fn adapters(m: &Manifest) -> (GraphBuilder, GraphBuilder) {
     post.output(BYTE_OUTPUT, Elem::U8, &dims);
     (pre, post)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{SizeRule, ValueRange};
+
+    fn manifest(input: &str, output: &str) -> Manifest {
+        Manifest {
+            input: input.to_string(),
+            output: output.to_string(),
+            layout: Layout::Nchw,
+            element_type: ElementType::F32,
+            input_range: ValueRange::Byte,
+            output_range: ValueRange::Byte,
+            channel_order: ChannelOrder::Rgb,
+            size: SizeRule::Multiple(1),
+            max_batch: None,
+            conditioning: None,
+            description: None,
+        }
+    }
+
+    fn identity_model(opset: i64) -> Vec<u8> {
+        let mut b = GraphBuilder::new("identity");
+        let dims: Vec<Dim> = vec!["n".into(), 3.into(), "h".into(), "w".into()];
+        let x = b.input("input", Elem::F32, &dims);
+        b.node("Identity", &[&x], &["output"], &[]);
+        b.output("output", Elem::F32, &dims);
+        let mut proto = b.build();
+        proto.opset_import[0].version = opset;
+        proto.write_to_bytes().unwrap()
+    }
+
+    #[test]
+    fn the_wrapped_graph_takes_and_returns_bytes() {
+        let wrapped = wrap(&identity_model(17), &manifest("input", "output")).unwrap();
+        let graph = ModelProto::parse_from_bytes(&wrapped)
+            .unwrap()
+            .graph
+            .unwrap();
+        let elem = |v: &ValueInfoProto| v.type_.tensor_type().elem_type;
+        assert_eq!(graph.input.len(), 1);
+        assert_eq!(graph.input[0].name, BYTE_INPUT);
+        assert_eq!(elem(&graph.input[0]), DataType::UINT8 as i32);
+        assert_eq!(graph.output[0].name, BYTE_OUTPUT);
+        assert_eq!(elem(&graph.output[0]), DataType::UINT8 as i32);
+        // The model's own node is kept between the added ones.
+        assert!(
+            graph
+                .node
+                .iter()
+                .any(|n| n.op_type == "Identity" && n.input[0] == "input")
+        );
+    }
+
+    #[test]
+    fn old_opsets_and_unknown_tensors_are_refused_with_the_reason() {
+        assert_eq!(
+            wrap(&identity_model(7), &manifest("input", "output")),
+            Err("the model's opset 7 is older than 8".to_string())
+        );
+        assert_eq!(
+            wrap(&identity_model(17), &manifest("image", "output")),
+            Err("the graph has no tensor 'image'".to_string())
+        );
+    }
+}

@@ -613,3 +613,12 @@ pub fn rgb_pixels(buf: &gst::Buffer, width: usize, height: usize) -> Vec<[u8; 3]
     )
     .0
 }
+
+/// The largest difference of two pictures' channel values.
+pub fn max_difference(a: &[[u8; 3]], b: &[[u8; 3]]) -> u8 {
+    a.iter()
+        .zip(b)
+        .flat_map(|(p, q)| (0..3).map(move |c| p[c].abs_diff(q[c])))
+        .max()
+        .unwrap()
+}
