@@ -11,8 +11,9 @@
 # Usage: scripts/gpu-bench.sh [--out DIR] [--phases stage,torch,rsstyle,train,report]
 #                             [--torch-budget SECONDS] [--frames N]
 # rsstyle comes from target/release or from .gpu/ (scripts/gpu-pack.sh, for machines without
-# Rust or GStreamer); ONNX Runtime 1.30's GPU build from ORT_DYLIB_PATH or .gpu/ort; the CUDA 13
-# and cuDNN 9 libraries from the system or from PyTorch's nvidia packages.
+# Rust or GStreamer); ONNX Runtime 1.30's GPU build from ORT_DYLIB_PATH, .gpu/ort or
+# .deps/onnxruntime-gpu (gpu-pack.sh downloads it); the CUDA 13 and cuDNN 9 libraries from the
+# system or from PyTorch's nvidia packages.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -64,8 +65,15 @@ print(":".join(sorted(dirs)))
 PY
 )"
   export LD_LIBRARY_PATH="${nv:+$nv:}${LD_LIBRARY_PATH:-}"
-  if [ -z "${ORT_DYLIB_PATH:-}" ] && [ -e "$runtime/ort/libonnxruntime.so.1.30.0" ]; then
-    export ORT_DYLIB_PATH="$runtime/ort/libonnxruntime.so.1.30.0"
+  # ONNX Runtime's GPU build: ORT_DYLIB_PATH, else unpacked from .gpu/ort, else the wheel that
+  # scripts/gpu-pack.sh extracted (the CPU build in .deps/onnxruntime cannot load CUDA).
+  if [ -z "${ORT_DYLIB_PATH:-}" ]; then
+    for lib in "$runtime/ort" .deps/onnxruntime-gpu/lib; do
+      if [ -e "$lib/libonnxruntime.so.1.30.0" ]; then
+        export ORT_DYLIB_PATH="$(realpath "$lib/libonnxruntime.so.1.30.0")"
+        break
+      fi
+    done
   fi
   if ! command -v gst-inspect-1.0 >/dev/null && [ -d "$runtime/app/gst" ]; then
     export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$runtime/app/gst/lib"
