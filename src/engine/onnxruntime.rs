@@ -131,16 +131,24 @@ impl OrtEngine {
             }
         }
 
-        if cuda_device.is_some() && options.cuda.graph && model.manifest.conditioning.is_some() {
-            return Err(EngineError::Device(
-                "cuda-graph=true needs a model without a conditioning input".to_string(),
-            ));
-        }
         let bytes = match options.frame_io {
             FrameIo::Bytes => true,
             FrameIo::Float => false,
             FrameIo::Auto => cuda_device.is_some(),
         };
+        // A CUDA graph replays fixed GPU buffers: only the byte path binds them.
+        if cuda_device.is_some() && options.cuda.graph {
+            if !bytes {
+                return Err(EngineError::Device(
+                    "cuda-graph=true needs frames as bytes (frame-io=auto or bytes)".to_string(),
+                ));
+            }
+            if model.manifest.conditioning.is_some() {
+                return Err(EngineError::Device(
+                    "cuda-graph=true needs a model without a conditioning input".to_string(),
+                ));
+            }
+        }
         let session = if bytes {
             let graph = std::fs::read(&model.path).map_err(|e| session_err(e.to_string()))?;
             let wrapped = byte_io::wrap(&graph, &model.manifest)
