@@ -227,15 +227,16 @@ fn bare_inference_ms(
         format: PixelFormat::Rgbx,
     };
     let per_image = 3 * geometry.tensor_pixels();
-    let mut input = vec![0.0; shape.iter().product::<usize>()];
-    let mut input_bytes = vec![0u8; input.len()];
-    if bytes {
-        for image in input_bytes.chunks_exact_mut(per_image) {
-            frame_to_tensor(&view, &geometry, &format, image);
-        }
-    } else {
-        for image in input.chunks_exact_mut(per_image) {
-            frame_to_tensor(&view, &geometry, &format, image);
+    // The batch in the engine's element type (only one of the two is filled).
+    let len = if bytes { 0 } else { shape.iter().product() };
+    let mut input = vec![0f32; len];
+    let mut input_bytes = vec![0u8; shape.iter().product::<usize>() - len];
+    for i in 0..batch {
+        let at = i * per_image..(i + 1) * per_image;
+        if bytes {
+            frame_to_tensor(&view, &geometry, &format, &mut input_bytes[at]);
+        } else {
+            frame_to_tensor(&view, &geometry, &format, &mut input[at]);
         }
     }
     let conditioning = manifest.conditioning.as_ref().map(|c| {
