@@ -272,3 +272,89 @@ fn conversion_on_several_threads_equals_one_thread() {
         }
     }
 }
+
+#[test]
+fn conversion_matches_the_per_byte_formula_for_every_format_layout_and_range() {
+    // 13×5 with padded rows, padded to 16×8: the word-at-a-time paths for 4-byte pixels and
+    // the per-byte paths must both give exactly `lo + byte · (hi − lo) / 255` going in and the
+    // rounded, clamped inverse coming out, with the fourth byte carried over.
+    let (w, h) = (13, 5);
+    let geometry = Geometry::new(w, h, SizeRule::Multiple(8));
+    let (tw, th) = (geometry.tensor_width, geometry.tensor_height);
+    for pixel_format in PixelFormat::ALL {
+        let bpp = pixel_format.bytes_per_pixel();
+        let stride = w * bpp + 5;
+        let data: Vec<u8> = (0..stride * h).map(|i| (i * 91 % 256) as u8).collect();
+        let f = FrameRef {
+            data: &data,
+            width: w,
+            height: h,
+            stride,
+            format: pixel_format,
+        };
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            for channel_order in [ChannelOrder::Rgb, ChannelOrder::Bgr] {
+                for range in ValueRange::ALL {
+                    let format = TensorFormat {
+                        layout,
+                        channel_order,
+                        range,
+                    };
+                    let what = format!("{pixel_format} {layout:?} {channel_order:?} {range:?}");
+                    let (lo, hi) = range.bounds();
+                    let index = |c: usize, y: usize, x: usize| match layout {
+                        Layout::Nchw => c * tw * th + y * tw + x,
+                        Layout::Nhwc => (y * tw + x) * 3 + c,
+                    };
+                    let rgb_of = |c: usize| match channel_order {
+                        ChannelOrder::Rgb => c,
+                        ChannelOrder::Bgr => 2 - c,
+                    };
+                    let mut t = vec![f32::NAN; 3 * tw * th];
+                    frame_to_tensor(&f, &geometry, &format, &mut t);
+                    for y in 0..th {
+                        for x in 0..tw {
+                            let (sy, sx) = (geometry.source_row(y), geometry.source_col(x));
+                            for c in 0..3 {
+                                let offset = pixel_format.rgb_offsets()[rgb_of(c)];
+                                let byte = data[sy * stride + sx * bpp + offset];
+                                let expected = lo + byte as f32 * ((hi - lo) / 255.0);
+                                assert_eq!(t[index(c, y, x)], expected, "{what} at {x},{y}");
+                            }
+                        }
+                    }
+
+                    let styled: Vec<f32> = (0..t.len())
+                        .map(|i| lo + (hi - lo) * ((i * 53 % 300) as f32 / 280.0 - 0.03))
+                        .collect();
+                    let mut out = vec![7u8; data.len()];
+                    let mut o = FrameMut {
+                        data: &mut out,
+                        width: w,
+                        height: h,
+                        stride,
+                        format: pixel_format,
+                    };
+                    tensor_to_frame(&styled, &geometry, &format, &Blend::default(), &f, &mut o);
+                    let scale = 255.0 / (hi - lo);
+                    for y in 0..h {
+                        for x in 0..w {
+                            let px = y * stride + x * bpp;
+                            for c in 0..3 {
+                                let offset = pixel_format.rgb_offsets()[rgb_of(c)];
+                                let v = styled[index(c, y, x)] * scale - lo * scale;
+                                let expected = (v.clamp(0.0, 255.0) + 0.5) as u8;
+                                assert_eq!(out[px + offset], expected, "{what} out at {x},{y}");
+                            }
+                            if bpp == 4 {
+                                assert_eq!(out[px + 3], data[px + 3], "{what} fourth byte");
+                            }
+                        }
+                        // Bytes past the row's pixels are not written.
+                        assert!(out[y * stride + w * bpp..][..5].iter().all(|&b| b == 7));
+                    }
+                }
+            }
+        }
+    }
+}
