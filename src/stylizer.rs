@@ -1,6 +1,8 @@
 //! Frames through one engine: frames → batch tensor → inference → frames.
 
-use crate::engine::{Engine, EngineError};
+use std::time::Instant;
+
+use crate::engine::{Engine, EngineError, Output};
 use crate::frame::{self, Blend, FrameMut, FrameRef, Geometry, TensorFormat, TensorValue};
 use crate::model::{Layout, Manifest};
 
@@ -62,16 +64,10 @@ pub struct BatchTiming {
 /// The tensors of engines that take frames as bytes ([`Engine::takes_bytes`]).
 pub use crate::frame::bytes::RGB_BYTES as BYTE_FORMAT;
 
-/// Input and output tensors of one element type, reused from batch to batch.
-#[derive(Default)]
-struct Buffers<T> {
-    input: Vec<T>,
-    output: Vec<T>,
-}
-
 /// A tensor element type an [`Engine`] runs batches of.
 trait EngineValue: TensorValue {
-    fn buffers(s: &mut Stylizer) -> (&mut dyn Engine, &mut Buffers<Self>);
+    /// The engine and the input tensor of this element type, reused from batch to batch.
+    fn buffers(s: &mut Stylizer) -> (&mut dyn Engine, &mut Vec<Self>);
     /// Frame to tensor for this element type, on up to `threads` threads.
     fn to_tensor(
         frame: &FrameRef,
@@ -95,12 +91,12 @@ trait EngineValue: TensorValue {
         input: &[Self],
         shape: [usize; 4],
         conditioning: Option<&[f32]>,
-        output: &mut Vec<Self>,
-    ) -> Result<[usize; 4], EngineError>;
+        output: Output<'_, Self>,
+    ) -> Result<(), EngineError>;
 }
 
 impl EngineValue for f32 {
-    fn buffers(s: &mut Stylizer) -> (&mut dyn Engine, &mut Buffers<f32>) {
+    fn buffers(s: &mut Stylizer) -> (&mut dyn Engine, &mut Vec<f32>) {
         (s.engine.as_mut(), &mut s.floats)
     }
     fn to_tensor(f: &FrameRef, g: &Geometry, format: &TensorFormat, t: &mut [f32], threads: usize) {
@@ -122,14 +118,14 @@ impl EngineValue for f32 {
         input: &[f32],
         shape: [usize; 4],
         conditioning: Option<&[f32]>,
-        output: &mut Vec<f32>,
-    ) -> Result<[usize; 4], EngineError> {
+        output: Output<'_, f32>,
+    ) -> Result<(), EngineError> {
         engine.infer(input, shape, conditioning, output)
     }
 }
 
 impl EngineValue for u8 {
-    fn buffers(s: &mut Stylizer) -> (&mut dyn Engine, &mut Buffers<u8>) {
+    fn buffers(s: &mut Stylizer) -> (&mut dyn Engine, &mut Vec<u8>) {
         (s.engine.as_mut(), &mut s.bytes)
     }
     fn to_tensor(f: &FrameRef, g: &Geometry, _: &TensorFormat, t: &mut [u8], threads: usize) {
@@ -151,8 +147,8 @@ impl EngineValue for u8 {
         input: &[u8],
         shape: [usize; 4],
         conditioning: Option<&[f32]>,
-        output: &mut Vec<u8>,
-    ) -> Result<[usize; 4], EngineError> {
+        output: Output<'_, u8>,
+    ) -> Result<(), EngineError> {
         engine.infer_bytes(input, shape, conditioning, output)
     }
 }
@@ -160,8 +156,8 @@ impl EngineValue for u8 {
 /// Runs frames through an engine, reusing its buffers from batch to batch.
 pub struct Stylizer {
     engine: Box<dyn Engine>,
-    floats: Buffers<f32>,
-    bytes: Buffers<u8>,
+    floats: Vec<f32>,
+    bytes: Vec<u8>,
     conditioning: Vec<f32>,
     /// Threads converting large frames. Engines that take bytes run on a GPU and leave the
     /// host's cores to conversion; on the CPU, ONNX Runtime's threads keep spinning for a while
@@ -179,8 +175,8 @@ impl Stylizer {
                 1
             },
             engine,
-            floats: Buffers::default(),
-            bytes: Buffers::default(),
+            floats: Vec::new(),
+            bytes: Vec::new(),
             conditioning: Vec::new(),
         }
     }
@@ -224,7 +220,7 @@ impl Stylizer {
         let Some(first) = items.first() else {
             return Ok(BatchTiming::default());
         };
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let bytes = self.engine.takes_bytes();
         let manifest = self.engine.manifest();
         let geometry = geometry_for(
@@ -273,43 +269,44 @@ impl Stylizer {
         };
 
         let threads = self.conversion_threads;
-        let (engine, buffers) = T::buffers(self);
-        buffers.input.resize(per_image * items.len(), T::default());
-        for (item, tensor) in items.iter().zip(buffers.input.chunks_exact_mut(per_image)) {
+        let (engine, input) = T::buffers(self);
+        input.resize(per_image * items.len(), T::default());
+        for (item, tensor) in items.iter().zip(input.chunks_exact_mut(per_image)) {
             T::to_tensor(&item.input, &geometry, &in_format, tensor, threads);
         }
-        let inferring = std::time::Instant::now();
-        let got = T::infer(
-            engine,
-            &buffers.input,
-            shape,
-            conditioning.as_deref(),
-            &mut buffers.output,
-        );
-        let inferred = std::time::Instant::now();
+        let inferring = Instant::now();
+        // The output is converted straight from the engine's memory, while it lends it.
+        let mut unpacked: Option<Result<(Instant, Instant), EngineError>> = None;
+        let mut unpack = |got: [usize; 4], output: &[T]| {
+            let inferred = Instant::now();
+            if got != shape {
+                unpacked = Some(Err(EngineError::Inference(format!(
+                    "model output has shape {got:?} but the input had {shape:?}; rsstyle needs an output the size of its input"
+                ))));
+                return;
+            }
+            for (item, tensor) in items.iter_mut().zip(output.chunks_exact(per_image)) {
+                T::to_frame(
+                    tensor,
+                    &geometry,
+                    &out_format,
+                    &item.params.blend,
+                    &item.input,
+                    &mut item.output,
+                    threads,
+                );
+            }
+            unpacked = Some(Ok((inferred, Instant::now())));
+        };
+        let ran = T::infer(engine, input, shape, conditioning.as_deref(), &mut unpack);
         if let Some(c) = conditioning {
             self.conditioning = c;
         }
-        let got = got?;
-        if got != shape {
-            return Err(EngineError::Inference(format!(
-                "model output has shape {got:?} but the input had {shape:?}; rsstyle needs an output the size of its input"
-            )));
-        }
-        let (_, buffers) = T::buffers(self);
-        for (item, tensor) in items.iter_mut().zip(buffers.output.chunks_exact(per_image)) {
-            T::to_frame(
-                tensor,
-                &geometry,
-                &out_format,
-                &item.params.blend,
-                &item.input,
-                &mut item.output,
-                threads,
-            );
-        }
+        ran?;
+        let (inferred, unpacked) = unpacked
+            .ok_or_else(|| EngineError::Inference("the engine returned no output".to_string()))??;
         Ok(BatchTiming {
-            convert: (inferring - started) + inferred.elapsed(),
+            convert: (inferring - started) + (unpacked - inferred),
             infer: inferred - inferring,
         })
     }

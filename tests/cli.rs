@@ -119,9 +119,24 @@ fn bench_reports_every_configuration() {
         assert!(row["element_fps"].as_f64().unwrap() > 0.0);
         assert!(row["inference_ms_per_batch"].as_f64().unwrap() > 0.0);
     }
-    // Latency is measured at batch size 1 only.
-    assert!(rows[0]["paced_latency_ms_p50"].as_f64().unwrap() > 0.0);
-    assert!(rows[2]["paced_latency_ms_p50"].is_null());
+    // Latency, and bare inference interleaved with it, are measured at batch size 1 only.
+    for key in [
+        "paced_latency_ms_p50",
+        "paced_inference_ms",
+        "paced_element_inference_ms",
+    ] {
+        assert!(rows[0][key].as_f64().unwrap() > 0.0, "{key}: {}", rows[0]);
+        assert!(rows[2][key].is_null(), "{key}: {}", rows[2]);
+    }
+    // The differences are paired within one run and may come out either side of zero, but
+    // the element's latency includes its own inference.
+    let row = &rows[0];
+    let latency = row["paced_latency_ms_p50"].as_f64().unwrap();
+    assert!(row["added_latency_ms"].as_f64().is_some(), "{row}");
+    let overhead = row["element_overhead_ms"].as_f64().unwrap();
+    assert!(overhead > 0.0 && overhead < latency, "{row}");
+    assert!(rows[2]["added_latency_ms"].is_null());
+    assert!(rows.iter().all(|r| r["fps_ratio"].as_f64().unwrap() > 0.0));
 }
 
 #[test]

@@ -76,15 +76,25 @@ pub struct BenchRow {
     pub inference_ms_per_batch: f64,
     /// Bare engine throughput, frames/s.
     pub inference_fps: f64,
-    /// Bare inference of one frame with calls paced like the element's latency run (ms; batch 1).
+    /// Bare inference of one frame, one call halfway between each two frames of the element's
+    /// paced run, median (ms; batch 1).
     pub paced_inference_ms: Option<f64>,
     /// Per-frame time inside the element (sink pad to source pad) with frames paced at under
-    /// half the element's capacity, so no frame waits behind another (ms; batch 1 only).
+    /// a third of the element's capacity, so no frame waits behind another (ms; batch 1 only).
     pub paced_latency_ms_p50: Option<f64>,
     pub paced_latency_ms_p99: Option<f64>,
     /// In the paced run, the element's own medians: engine inference and frame conversion.
     pub paced_element_inference_ms: Option<f64>,
     pub paced_element_convert_ms: Option<f64>,
+    /// Element throughput over bare throughput: the median of the repetitions' ratios (each
+    /// repetition measures both back to back).
+    pub fps_ratio: f64,
+    /// Latency p50 minus the paced bare inference of the same repetition, median over
+    /// repetitions (ms; batch 1).
+    pub added_latency_ms: Option<f64>,
+    /// Latency p50 minus the element's own inference p50 in the same run: conversion and
+    /// hand-overs, free of the drift between runs (ms; batch 1).
+    pub element_overhead_ms: Option<f64>,
     /// With `--compare-cpu`: the largest difference of an output byte from the CPU's, and the
     /// share of bytes that differ at all.
     pub max_diff_vs_cpu: Option<u8>,
@@ -167,6 +177,8 @@ struct Timing {
     latencies_ms: Vec<f64>,
     inference_ms: f64,
     convert_ms: f64,
+    /// Bare inferences interleaved with the paced frames (ms), after two warm-up runs.
+    bare_ms: Vec<f64>,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -180,114 +192,130 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[rank.clamp(1, v.len()) - 1]
 }
 
-/// Median time of one bare `engine.infer` call on a batch of `batch` frames, back to back and,
-/// for batch 1, paced like the element's latency run (calls started at under half capacity, so
-/// the engine's threads idle between them as they do there).
-fn bare_inference_ms(
-    args: &BenchArgs,
-    model: &Path,
-    width: usize,
-    height: usize,
-    batch: usize,
-    inference_scale: f32,
-) -> Result<(f64, Option<f64>, String)> {
-    let options = engine_options(args)?;
-    let (mut engine, _) = engine::open(
-        &model.display().to_string(),
-        None,
-        &ManifestPatch::default(),
-        &options,
-    )?;
-    let manifest = engine.manifest().clone();
-    let engine_description = engine.device_description().to_string();
-    let params = StyleParams {
-        inference_scale,
-        ..StyleParams::default()
-    };
-    let geometry = geometry_for(&manifest, width, height, &params);
-    let bytes = engine.takes_bytes();
-    let (format, layout) = if bytes {
-        (BYTE_FORMAT, Layout::Nhwc)
-    } else {
-        let format = TensorFormat {
-            layout: manifest.layout,
-            channel_order: manifest.channel_order,
-            range: manifest.input_range,
-        };
-        (format, manifest.layout)
-    };
-    let shape = tensor_shape(layout, &geometry, batch);
-    // The same picture the element gets, so that timing does not depend on different data.
-    let frame = test_frame(width, height)?;
-    let view = FrameRef {
-        data: &frame,
-        width,
-        height,
-        stride: width * 4,
-        format: PixelFormat::Rgbx,
-    };
-    let per_image = 3 * geometry.tensor_pixels();
-    // The batch in the engine's element type (only one of the two is filled).
-    let len = if bytes { 0 } else { shape.iter().product() };
-    let mut input = vec![0f32; len];
-    let mut input_bytes = vec![0u8; shape.iter().product::<usize>() - len];
-    for i in 0..batch {
-        let at = i * per_image..(i + 1) * per_image;
-        if bytes {
-            frame_to_tensor(&view, &geometry, &format, &mut input_bytes[at]);
-        } else {
-            frame_to_tensor(&view, &geometry, &format, &mut input[at]);
-        }
-    }
-    let conditioning = manifest.conditioning.as_ref().map(|c| {
-        let mut v = vec![0.0; c.length * batch];
-        for b in 0..batch {
-            v[b * c.length] = 1.0;
-        }
-        v
-    });
-    let (mut output, mut output_bytes) = (Vec::new(), Vec::new());
-    let mut infer = || -> Result<()> {
-        if bytes {
-            engine.infer_bytes(
-                &input_bytes,
-                shape,
-                conditioning.as_deref(),
-                &mut output_bytes,
-            )?;
-        } else {
-            engine.infer(&input, shape, conditioning.as_deref(), &mut output)?;
-        }
-        Ok(())
-    };
-    let runs = (args.frames / batch).clamp(8, 40);
-    let mut times = Vec::new();
-    for i in 0..runs + 2 {
-        let t = Instant::now();
-        infer()?;
-        if i >= 2 {
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    let back_to_back = median(&mut times);
-    if batch != 1 {
-        return Ok((back_to_back, None, engine_description));
-    }
-    let period = Duration::from_secs_f64(1.0 / paced_rate(back_to_back) as f64);
-    let mut paced = Vec::new();
-    for _ in 0..runs {
-        let t = Instant::now();
-        infer()?;
-        let took = t.elapsed();
-        paced.push(took.as_secs_f64() * 1e3);
-        std::thread::sleep(period.saturating_sub(took));
-    }
-    Ok((back_to_back, Some(median(&mut paced)), engine_description))
+/// Bare engine inference of the test frame: the same model, options, input tensor and
+/// conditioning the element uses, without the element around it.
+struct Bare {
+    engine: Box<dyn engine::Engine>,
+    shape: [usize; 4],
+    floats: Vec<f32>,
+    bytes: Vec<u8>,
+    conditioning: Option<Vec<f32>>,
 }
 
-/// Frame rate (fps) for paced runs: under half the capacity measured back to back.
+impl Bare {
+    fn new(
+        args: &BenchArgs,
+        model: &Path,
+        width: usize,
+        height: usize,
+        batch: usize,
+        inference_scale: f32,
+    ) -> Result<Self> {
+        let options = engine_options(args)?;
+        let (engine, _) = engine::open(
+            &model.display().to_string(),
+            None,
+            &ManifestPatch::default(),
+            &options,
+        )?;
+        let manifest = engine.manifest().clone();
+        let params = StyleParams {
+            inference_scale,
+            ..StyleParams::default()
+        };
+        let geometry = geometry_for(&manifest, width, height, &params);
+        let (format, layout) = if engine.takes_bytes() {
+            (BYTE_FORMAT, Layout::Nhwc)
+        } else {
+            let format = TensorFormat {
+                layout: manifest.layout,
+                channel_order: manifest.channel_order,
+                range: manifest.input_range,
+            };
+            (format, manifest.layout)
+        };
+        let shape = tensor_shape(layout, &geometry, batch);
+        // The same picture the element gets, so that timing does not depend on different data.
+        let frame = test_frame(width, height)?;
+        let view = FrameRef {
+            data: &frame,
+            width,
+            height,
+            stride: width * 4,
+            format: PixelFormat::Rgbx,
+        };
+        let per_image = 3 * geometry.tensor_pixels();
+        // The batch in the engine's element type (only one of the two is filled).
+        let (mut floats, mut bytes) = (Vec::new(), Vec::new());
+        if engine.takes_bytes() {
+            bytes.resize(per_image * batch, 0);
+            for image in bytes.chunks_exact_mut(per_image) {
+                frame_to_tensor(&view, &geometry, &format, image);
+            }
+        } else {
+            floats.resize(per_image * batch, 0.0);
+            for image in floats.chunks_exact_mut(per_image) {
+                frame_to_tensor(&view, &geometry, &format, image);
+            }
+        }
+        let conditioning = manifest.conditioning.as_ref().map(|c| {
+            let mut v = vec![0.0; c.length * batch];
+            for b in 0..batch {
+                v[b * c.length] = 1.0;
+            }
+            v
+        });
+        Ok(Self {
+            engine,
+            shape,
+            floats,
+            bytes,
+            conditioning,
+        })
+    }
+
+    /// One inference of the batch; returns its time (ms). The engine lends its output, and
+    /// only its shape is looked at.
+    fn infer(&mut self) -> Result<f64> {
+        let started = Instant::now();
+        let mut got = None;
+        let conditioning = self.conditioning.as_deref();
+        if self.engine.takes_bytes() {
+            self.engine
+                .infer_bytes(&self.bytes, self.shape, conditioning, &mut |s, _| {
+                    got = Some(s)
+                })?;
+        } else {
+            self.engine
+                .infer(&self.floats, self.shape, conditioning, &mut |s, _| {
+                    got = Some(s)
+                })?;
+        }
+        let took = started.elapsed().as_secs_f64() * 1e3;
+        if got != Some(self.shape) {
+            bail!(
+                "the engine's output has shape {got:?}, not {:?}",
+                self.shape
+            );
+        }
+        Ok(took)
+    }
+
+    /// Median time of back-to-back inferences (ms), after two warm-up runs.
+    fn back_to_back_ms(&mut self, runs: usize) -> Result<f64> {
+        self.infer()?;
+        self.infer()?;
+        let mut times = (0..runs)
+            .map(|_| self.infer())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(median(&mut times))
+    }
+}
+
+/// Frame rate (fps) for paced runs: under a third of the capacity measured back to back, so
+/// that each element frame and the bare inference between two frames have the cores alone.
 fn paced_rate(inference_ms: f64) -> u32 {
-    ((500.0 / inference_ms) as u32).clamp(1, 500)
+    ((333.0 / inference_ms) as u32).clamp(1, 333)
 }
 
 /// One `videotestsrc pattern=smpte` frame as tightly packed RGBx.
@@ -312,8 +340,10 @@ fn test_frame(width: usize, height: usize) -> Result<Vec<u8>> {
     Ok(map.as_slice()[..width * height * 4].to_vec())
 }
 
-/// Runs `frames` frames through `videotestsrc ! rsstyle ! fakesink` and times them: as fast
-/// as possible, or as a live source at `paced_fps`.
+/// Runs `frames` copies of the test frame through `appsrc ! rsstyle ! fakesink` and times
+/// them: as fast as the element takes them, or as a live source at `paced_fps`. The frame is
+/// rendered once beforehand, so that nothing upstream competes with the element for the CPU
+/// (a source drawing each frame, as `videotestsrc` does, shares the cores with inference).
 fn element_run(
     args: &BenchArgs,
     model: &Path,
@@ -321,18 +351,18 @@ fn element_run(
     height: usize,
     batch: usize,
     inference_scale: f32,
-    paced_fps: Option<u32>,
+    paced: Option<(u32, &mut Bare)>,
 ) -> Result<Timing> {
-    let (live, rate) = match paced_fps {
-        Some(fps) => (true, fps),
-        None => (false, 30),
+    let (live, rate, mut bare) = match paced {
+        Some((fps, bare)) => (true, fps, Some(bare)),
+        None => (false, 30, None),
     };
     let description = format!(
-        "videotestsrc is-live={live} num-buffers={} pattern=smpte \
-         ! video/x-raw,format=RGBx,width={width},height={height},framerate={rate}/1 \
+        "appsrc name=feed is-live={live} do-timestamp={live} format=time block=true max-buffers=2 \
+           caps=video/x-raw,format=RGBx,width={width},height={height},framerate={rate}/1 \
          ! rsstyle name=style batch-size={batch} threads={} device={} inference-scale={inference_scale} qos=false \
          ! fakesink sync=false",
-        args.frames, args.threads, args.device
+        args.threads, args.device
     );
     let pipeline = gst::parse::launch(&description)?
         .downcast::<gst::Pipeline>()
@@ -340,6 +370,11 @@ fn element_run(
     let style = pipeline.by_name("style").context("rsstyle element")?;
     style.set_property("model", model.display().to_string());
     style.set_property("engine-options", &args.engine_options);
+    let feed = pipeline
+        .by_name("feed")
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .context("appsrc")?;
+    let frame = gst::Buffer::from_slice(test_frame(width, height)?);
 
     let entered: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let left: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::default();
@@ -374,15 +409,53 @@ fn element_run(
         });
     }
     pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().unwrap();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(3600),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .context("no end of stream")?;
-    let stats = style.property::<gst::Structure>("stats");
-    pipeline.set_state(gst::State::Null)?;
+    let frames = args.frames;
+    let (msg, stats, bare_ms) = std::thread::scope(|scope| -> Result<_> {
+        let feeder = scope.spawn(move || -> Result<Vec<f64>> {
+            let period = Duration::from_secs_f64(1.0 / rate as f64);
+            let started = Instant::now();
+            let wait_until =
+                |t: Instant| std::thread::sleep(t.saturating_duration_since(Instant::now()));
+            let mut bare_ms = Vec::new();
+            for i in 0..frames as u32 {
+                if live {
+                    wait_until(started + period * i);
+                }
+                // Shares the rendered memory; only the timestamps differ.
+                let mut buffer = frame.copy();
+                let b = buffer.get_mut().expect("a fresh copy is writable");
+                // A live source stamps frames with the running time at which they are pushed
+                // (and so does not hold them back for the clock).
+                if !live {
+                    b.set_pts(gst::ClockTime::from_nseconds((period * i).as_nanos() as u64));
+                }
+                b.set_duration(gst::ClockTime::from_nseconds(period.as_nanos() as u64));
+                if feed.push_buffer(buffer).is_err() {
+                    break;
+                }
+                // Halfway to the next frame, with the element idle: one bare inference, so
+                // that both see the same phases of the machine's speed.
+                if let Some(bare) = bare.as_deref_mut() {
+                    wait_until(started + period * i + period / 2);
+                    bare_ms.push(bare.infer()?);
+                }
+            }
+            let _ = feed.end_of_stream();
+            Ok(bare_ms)
+        });
+        let msg = pipeline
+            .bus()
+            .unwrap()
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(3600),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .context("no end of stream");
+        let stats = style.property::<gst::Structure>("stats");
+        pipeline.set_state(gst::State::Null)?;
+        let bare_ms = feeder.join().expect("the feeder does not panic")?;
+        Ok((msg?, stats, bare_ms))
+    })?;
     if let gst::MessageView::Error(e) = msg.view() {
         bail!("{}", e.error());
     }
@@ -397,6 +470,7 @@ fn element_run(
         fps: (timed.len() - 1) as f64 / span.as_secs_f64(),
         latencies_ms: timed.iter().map(|(_, ms)| *ms).collect(),
         inference_ms: stats.get("inference-ms-p50").unwrap_or(0.0),
+        bare_ms: bare_ms.get(2..).unwrap_or_default().to_vec(),
         convert_ms: stats.get("convert-ms-p50").unwrap_or(0.0),
     })
 }
@@ -419,21 +493,41 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 let mut paced_inference = Vec::new();
                 let mut engine = String::new();
                 let (mut element_inference, mut element_convert) = (Vec::new(), Vec::new());
+                let (mut ratios, mut added, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
                 for _ in 0..args.reps.max(1) {
-                    let (bare, bare_paced, description) =
-                        bare_inference_ms(args, model, width, height, batch, scale)?;
-                    engine = description;
-                    inference.push(bare);
-                    paced_inference.extend(bare_paced);
-                    fps.push(element_run(args, model, width, height, batch, scale, None)?.fps);
+                    let mut bare = Bare::new(args, model, width, height, batch, scale)?;
+                    engine = bare.engine.device_description().to_string();
+                    let back_to_back = bare.back_to_back_ms((args.frames / batch).clamp(8, 40))?;
+                    inference.push(back_to_back);
+                    let element_fps =
+                        element_run(args, model, width, height, batch, scale, None)?.fps;
+                    fps.push(element_fps);
+                    ratios.push(element_fps * back_to_back / (batch as f64 * 1e3));
                     if batch == 1 {
-                        let rate = paced_rate(bare);
-                        let run = element_run(args, model, width, height, 1, scale, Some(rate))?;
+                        let rate = paced_rate(back_to_back);
+                        let run = element_run(
+                            args,
+                            model,
+                            width,
+                            height,
+                            1,
+                            scale,
+                            Some((rate, &mut bare)),
+                        )?;
+                        let mut bare_paced = run.bare_ms;
+                        if bare_paced.is_empty() {
+                            bail!("too few frames ({}) to time", args.frames);
+                        }
+                        let bare_paced = median(&mut bare_paced);
+                        paced_inference.push(bare_paced);
                         element_inference.push(run.inference_ms);
                         element_convert.push(run.convert_ms);
                         let mut paced = run.latencies_ms;
-                        p50s.push(median(&mut paced));
+                        let p50 = median(&mut paced);
+                        p50s.push(p50);
                         p99s.push(percentile(&mut paced, 0.99));
+                        added.push(p50 - bare_paced);
+                        overhead.push(p50 - run.inference_ms);
                     }
                 }
                 let compared = if args.compare_cpu && batch == 1 && scale == 1.0 {
@@ -465,6 +559,9 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                     paced_element_inference_ms: (batch == 1)
                         .then(|| median(&mut element_inference)),
                     paced_element_convert_ms: (batch == 1).then(|| median(&mut element_convert)),
+                    fps_ratio: median(&mut ratios),
+                    added_latency_ms: (!added.is_empty()).then(|| median(&mut added)),
+                    element_overhead_ms: (!overhead.is_empty()).then(|| median(&mut overhead)),
                     max_diff_vs_cpu: compared.map(|c| c.0),
                     differing_vs_cpu: compared.map(|c| c.1),
                 });
@@ -478,7 +575,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
             println!("engine: {}", r.engine);
         }
         println!(
-            "{:>9} {:>5} {:>5} {:>11} {:>9} {:>6} {:>15} {:>14} {:>12} {:>12} {:>10}",
+            "{:>9} {:>5} {:>5} {:>11} {:>9} {:>6} {:>15} {:>14} {:>12} {:>12} {:>10} {:>10}",
             "size",
             "batch",
             "scale",
@@ -489,7 +586,8 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
             "paced infer.",
             "latency p50",
             "latency p99",
-            "added p50"
+            "added",
+            "overhead"
         );
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
         for r in &rows {
@@ -497,20 +595,19 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 println!("{}:", r.model);
             }
             println!(
-                "{:>9} {:>5} {:>5} {:>11.2} {:>9.2} {:>6.3} {:>12.2} ms {:>14} {:>12} {:>12} {:>10}",
+                "{:>9} {:>5} {:>5} {:>11.2} {:>9.2} {:>6.3} {:>12.2} ms {:>14} {:>12} {:>12} {:>10} {:>10}",
                 format!("{}x{}", r.width, r.height),
                 r.batch,
                 r.inference_scale,
                 r.element_fps,
                 r.inference_fps,
-                r.element_fps / r.inference_fps,
+                r.fps_ratio,
                 r.inference_ms_per_batch,
                 ms(r.paced_inference_ms),
                 ms(r.paced_latency_ms_p50),
                 ms(r.paced_latency_ms_p99),
-                ms(r.paced_latency_ms_p50
-                    .zip(r.paced_inference_ms)
-                    .map(|(p, i)| p - i)),
+                ms(r.added_latency_ms),
+                ms(r.element_overhead_ms),
             );
             if let (Some(max), Some(share)) = (r.max_diff_vs_cpu, r.differing_vs_cpu) {
                 println!(

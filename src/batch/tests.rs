@@ -2,7 +2,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Output};
 use crate::frame::PixelFormat;
 use crate::model::{ChannelOrder, ElementType, Layout, SizeRule, ValueRange};
 
@@ -25,13 +25,13 @@ impl Engine for RecordingEngine {
         input: &[f32],
         shape: [usize; 4],
         _conditioning: Option<&[f32]>,
-        output: &mut Vec<f32>,
-    ) -> Result<[usize; 4], EngineError> {
+        output: Output<'_, f32>,
+    ) -> Result<(), EngineError> {
         std::thread::sleep(self.delay);
         self.batches.lock().unwrap().push(shape[0]);
-        output.clear();
-        output.extend(input.iter().map(|v| 255.0 - v));
-        Ok(shape)
+        let inverted: Vec<f32> = input.iter().map(|v| 255.0 - v).collect();
+        output(shape, &inverted);
+        Ok(())
     }
 }
 
@@ -189,4 +189,51 @@ fn bumping_the_generation_cancels_queued_frames() {
     // never reach the engine.
     assert!(completed <= 1, "{completed} cancelled frames completed");
     assert_eq!(batches.lock().unwrap().len(), completed + 1);
+}
+
+/// An engine that answers every batch with a tensor of half the input's width.
+struct HalfWidthEngine(Manifest);
+
+impl Engine for HalfWidthEngine {
+    fn manifest(&self) -> &Manifest {
+        &self.0
+    }
+    fn device_description(&self) -> &str {
+        "test"
+    }
+    fn infer(
+        &mut self,
+        input: &[f32],
+        shape: [usize; 4],
+        _conditioning: Option<&[f32]>,
+        output: Output<'_, f32>,
+    ) -> Result<(), EngineError> {
+        let [n, c, h, w] = shape;
+        output([n, c, h, w / 2], &input[..input.len() / 2]);
+        Ok(())
+    }
+}
+
+#[test]
+fn an_output_of_another_shape_fails_the_batch_and_leaves_the_frame_untouched() {
+    let b = Batcher::new(
+        Stylizer::new(Box::new(HalfWidthEngine(manifest()))),
+        1,
+        Duration::ZERO,
+    );
+    let reply = b.submit(
+        Grey::new(4, 9),
+        StyleParams::default(),
+        &Generation::default(),
+    );
+    let done = reply.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        done.result,
+        Err(
+            "inference failed: model output has shape [1, 3, 1, 2] but the input had \
+             [1, 3, 1, 4]; rsstyle needs an output the size of its input"
+                .to_string()
+        )
+    );
+    assert_eq!(done.payload.output, vec![0; 12]);
 }

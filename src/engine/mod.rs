@@ -88,6 +88,10 @@ impl EngineOptions {
 }
 
 /// A loaded model on one device.
+/// Where an engine lends its output batch: called once, with the output's shape and values,
+/// while the engine still owns them.
+pub type Output<'a, T> = &'a mut dyn FnMut([usize; 4], &[T]);
+
 pub trait Engine: Send {
     fn manifest(&self) -> &Manifest;
 
@@ -96,14 +100,14 @@ pub trait Engine: Send {
 
     /// Runs one batch. `input` holds `shape[0]` images laid out as the manifest says, with
     /// `shape` in that layout; `conditioning` holds `shape[0] × K` weights for conditioned
-    /// models. The result replaces the contents of `output`; its shape is returned.
+    /// models. On success the result is lent to `output` with its shape (no copy is made).
     fn infer(
         &mut self,
         input: &[f32],
         shape: [usize; 4],
         conditioning: Option<&[f32]>,
-        output: &mut Vec<f32>,
-    ) -> Result<[usize; 4], EngineError>;
+        output: Output<'_, f32>,
+    ) -> Result<(), EngineError>;
 
     /// Whether the engine takes frames as bytes ([`Engine::infer_bytes`]) rather than as float
     /// tensors laid out as the manifest says.
@@ -111,15 +115,15 @@ pub trait Engine: Send {
         false
     }
 
-    /// Runs one batch of `[n, h, w, 3]` RGB bytes (`shape` in that layout) and returns bytes of
-    /// the same shape; the engine does the model's conversions (see [`byte_io`]).
+    /// Runs one batch of `[n, h, w, 3]` RGB bytes (`shape` in that layout) and lends bytes of
+    /// the same shape to `output`; the engine does the model's conversions (see [`byte_io`]).
     fn infer_bytes(
         &mut self,
         _input: &[u8],
         _shape: [usize; 4],
         _conditioning: Option<&[f32]>,
-        _output: &mut Vec<u8>,
-    ) -> Result<[usize; 4], EngineError> {
+        _output: Output<'_, u8>,
+    ) -> Result<(), EngineError> {
         Err(EngineError::Inference(
             "this engine takes float tensors, not bytes".to_string(),
         ))

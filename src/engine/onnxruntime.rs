@@ -8,7 +8,7 @@ use ort::session::{IoBinding, Session};
 use ort::value::{DynValue, Tensor, TensorRef, ValueType};
 
 use super::byte_io::{self, BYTE_INPUT, BYTE_OUTPUT};
-use super::{Device, Engine, EngineError, EngineOptions, FrameIo, runtime};
+use super::{Device, Engine, EngineError, EngineOptions, FrameIo, Output, runtime};
 use crate::model::{ElementType, Manifest, Model};
 
 /// A model loaded into one ONNX Runtime session.
@@ -21,6 +21,8 @@ pub struct OrtEngine {
     /// Reused half-precision input buffer for float16 models.
     half_input: Vec<f16>,
     half_conditioning: Vec<f16>,
+    /// Reused float copy of a float16 model's output.
+    half_output: Vec<f32>,
     /// The session runs the byte-wrapped graph ([`byte_io`]).
     bytes: bool,
     /// The CUDA device the session runs on, if any.
@@ -182,6 +184,7 @@ impl OrtEngine {
                 conditioning_rank,
                 half_input: Vec::new(),
                 half_conditioning: Vec::new(),
+                half_output: Vec::new(),
                 bytes,
                 cuda_device,
                 pinned: None,
@@ -307,28 +310,28 @@ impl OrtEngine {
     }
 
     /// Gives up page-locked buffers after `error`: later batches pass ordinary host tensors.
-    /// Returns `None`, the caller's cue to run the batch that way.
-    fn unpin(&mut self, error: &str) -> Option<Vec<i64>> {
+    /// Returns `false`, the caller's cue to run the batch that way.
+    fn unpin(&mut self, error: &str) -> bool {
         self.pinned = None;
         self.pageable = true;
         self.description.push_str(&format!(
             " (page-locked I/O failed, ordinary host tensors used: {})",
             first_line(error)
         ));
-        None
+        false
     }
 
     /// Byte batches through a CUDA session: page-locked input bound once per shape, output
-    /// written by ONNX Runtime into a page-locked buffer. `None` when page-locked memory is
-    /// not available (the caller then passes ordinary host tensors).
+    /// lent from host memory ONNX Runtime allocates. `false` when page-locked memory is not
+    /// available and the batch did not run (the caller then passes ordinary host tensors).
     fn infer_bytes_cuda(
         &mut self,
         device: u32,
         input: &[u8],
         shape: [usize; 4],
         conditioning: Option<DynValue>,
-        output: &mut Vec<u8>,
-    ) -> Result<Option<Vec<i64>>, EngineError> {
+        output: Output<'_, u8>,
+    ) -> Result<bool, EngineError> {
         if self.pinned.as_ref().is_none_or(|p| p.shape != shape) {
             self.pinned = None;
             match self.pin(device, shape) {
@@ -352,9 +355,8 @@ impl OrtEngine {
                 .output
                 .copy_into(&mut graph.host_output)
                 .map_err(inference_err)?;
-            output.clear();
-            output.extend_from_slice(graph.host_output.extract_tensor().1);
-            return Ok(Some(shape.iter().map(|&d| d as i64).collect()));
+            output(shape, graph.host_output.extract_tensor().1);
+            return Ok(true);
         }
         pinned
             .binding
@@ -371,14 +373,13 @@ impl OrtEngine {
                 let (s, data) = outputs[BYTE_OUTPUT]
                     .try_extract_tensor::<u8>()
                     .map_err(inference_err)?;
-                output.clear();
-                output.extend_from_slice(data);
-                Ok(s.to_vec())
+                output(output_shape(BYTE_OUTPUT, s)?, data);
+                Ok(())
             }
             Err(e) => Err(e.to_string()),
         };
         match ran {
-            Ok(shape) => Ok(Some(shape)),
+            Ok(()) => Ok(true),
             Err(e) => Ok(self.unpin(&e)),
         }
     }
@@ -406,8 +407,8 @@ impl Engine for OrtEngine {
         input: &[f32],
         shape: [usize; 4],
         conditioning: Option<&[f32]>,
-        output: &mut Vec<f32>,
-    ) -> Result<[usize; 4], EngineError> {
+        output: Output<'_, f32>,
+    ) -> Result<(), EngineError> {
         if self.bytes {
             return Err(EngineError::Inference(
                 "this engine takes frames as bytes".to_string(),
@@ -416,7 +417,7 @@ impl Engine for OrtEngine {
         let cond = self.conditioning(shape[0], conditioning)?;
         let input_name = self.manifest.input.as_str();
         let output_name = self.manifest.output.clone();
-        let out_shape = match self.manifest.element_type {
+        match self.manifest.element_type {
             ElementType::F32 => {
                 let image = TensorRef::from_array_view((shape, input)).map_err(inference_err)?;
                 let mut inputs = ort::inputs![input_name => image];
@@ -429,9 +430,7 @@ impl Engine for OrtEngine {
                 let (s, data) = outputs[output_name.as_str()]
                     .try_extract_tensor::<f32>()
                     .map_err(inference_err)?;
-                output.clear();
-                output.extend_from_slice(data);
-                s.to_vec()
+                output(output_shape(&output_name, s)?, data);
             }
             ElementType::F16 => {
                 self.half_input.clear();
@@ -455,12 +454,12 @@ impl Engine for OrtEngine {
                 let (s, data) = outputs[output_name.as_str()]
                     .try_extract_tensor::<f16>()
                     .map_err(inference_err)?;
-                output.clear();
-                output.extend(data.iter().map(|v| v.to_f32()));
-                s.to_vec()
+                self.half_output.clear();
+                self.half_output.extend(data.iter().map(|v| v.to_f32()));
+                output(output_shape(&output_name, s)?, &self.half_output);
             }
-        };
-        output_shape(&output_name, &out_shape)
+        }
+        Ok(())
     }
 
     fn takes_bytes(&self) -> bool {
@@ -472,8 +471,8 @@ impl Engine for OrtEngine {
         input: &[u8],
         shape: [usize; 4],
         conditioning: Option<&[f32]>,
-        output: &mut Vec<u8>,
-    ) -> Result<[usize; 4], EngineError> {
+        output: Output<'_, u8>,
+    ) -> Result<(), EngineError> {
         if !self.bytes {
             return Err(EngineError::Inference(
                 "this engine takes float tensors, not bytes".to_string(),
@@ -490,11 +489,9 @@ impl Engine for OrtEngine {
                 let cond = conditioning_value(self)?;
                 self.infer_bytes_cuda(device, input, shape, cond, output)?
             }
-            _ => None,
+            _ => false,
         };
-        let out_shape = if let Some(s) = pinned {
-            s
-        } else {
+        if !pinned {
             let cond = conditioning_value(self)?;
             let image = TensorRef::from_array_view((shape, input)).map_err(inference_err)?;
             let mut inputs = ort::inputs![BYTE_INPUT => image];
@@ -505,10 +502,8 @@ impl Engine for OrtEngine {
             let (s, data) = outputs[BYTE_OUTPUT]
                 .try_extract_tensor::<u8>()
                 .map_err(inference_err)?;
-            output.clear();
-            output.extend_from_slice(data);
-            s.to_vec()
-        };
-        output_shape(BYTE_OUTPUT, &out_shape)
+            output(output_shape(BYTE_OUTPUT, s)?, data);
+        }
+        Ok(())
     }
 }

@@ -530,8 +530,8 @@ impl gstrsstyle::engine::Engine for TestEngine {
         input: &[f32],
         shape: [usize; 4],
         conditioning: Option<&[f32]>,
-        output: &mut Vec<f32>,
-    ) -> Result<[usize; 4], gstrsstyle::engine::EngineError> {
+        output: gstrsstyle::engine::Output<'_, f32>,
+    ) -> Result<(), gstrsstyle::engine::EngineError> {
         if self
             .control
             .panic
