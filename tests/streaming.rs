@@ -673,3 +673,72 @@ fn an_engine_panic_is_an_element_error_not_a_crash() {
         Err(gst::FlowError::Error)
     );
 }
+
+#[test]
+fn stats_split_a_frames_time_into_inference_and_overhead() {
+    let dir = tempfile::tempdir().unwrap();
+    let _control = test_engine("overhead", &invert(dir.path(), "0..255"), 30);
+    let (mut h, _bus) = start(&[("model", "test:overhead".to_value())], W, H);
+    let s = stats(&h);
+    assert_eq!(s.get::<f64>("frame-ms-p50").unwrap(), 0.0, "no frame yet");
+    for i in 0..3 {
+        h.push(rgb_buffer(&frame(i), W, H, i as u64 * 40)).unwrap();
+        h.pull().unwrap();
+    }
+    let s = stats(&h);
+    let (frame_ms, overhead_ms) = (
+        s.get::<f64>("frame-ms-p50").unwrap(),
+        s.get::<f64>("overhead-ms-p50").unwrap(),
+    );
+    let inference_ms = s.get::<f64>("inference-ms-p50").unwrap();
+    // The test engine sleeps 30 ms in inference; the overhead is the rest of the frame's time.
+    assert!(inference_ms >= 30.0, "{s}");
+    assert!(frame_ms >= inference_ms, "{s}");
+    assert!(overhead_ms > 0.0 && overhead_ms <= frame_ms - 30.0, "{s}");
+}
+
+#[test]
+fn a_fast_upstream_fills_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = test_engine("fill", &invert(dir.path(), "0..255"), 100);
+    let (mut h, _bus) = start(
+        &[
+            ("model", "test:fill".to_value()),
+            ("batch-size", 4u32.to_value()),
+        ],
+        W,
+        H,
+    );
+    // Downstream takes 5 ms a frame, so a finished batch leaves the element one frame at a
+    // time, as it does into a real sink.
+    h.element()
+        .unwrap()
+        .static_pad("src")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, |_, _| {
+            std::thread::sleep(Duration::from_millis(5));
+            gst::PadProbeReturn::Ok
+        });
+    let sink = h.element().unwrap().static_pad("sink").unwrap();
+    // Upstream as fast as the element takes frames; batch-timeout 0 takes what is waiting.
+    let pusher = std::thread::spawn(move || {
+        for i in 0..14u64 {
+            sink.chain(rgb_buffer(&frame(i as usize % 10), W, H, i * 40))
+                .unwrap();
+        }
+    });
+    pusher.join().unwrap();
+    for i in 0..14 {
+        let (pts, _) = pull_pts_ms(&mut h);
+        assert_eq!(pts, i * 40);
+    }
+    // The first batch takes what has arrived; while a batch runs, the next one fills (the
+    // element holds two batches), so every batch but the first and the last is whole.
+    let sizes = control.batch_sizes();
+    assert_eq!(sizes.iter().sum::<usize>(), 14);
+    assert!(sizes.len() >= 3, "{sizes:?}");
+    assert!(
+        sizes[1..sizes.len() - 1].iter().all(|&n| n == 4),
+        "{sizes:?}"
+    );
+}

@@ -72,6 +72,8 @@ pub struct BenchRow {
     pub inference_scale: f32,
     /// Element throughput with upstream as fast as it can, frames/s (after warm-up).
     pub element_fps: f64,
+    /// Frames per batch the element ran in that throughput run (`stats` `mean-batch`).
+    pub element_mean_batch: f64,
     /// Bare engine inference of one batch, median (ms).
     pub inference_ms_per_batch: f64,
     /// Bare engine throughput, frames/s.
@@ -79,8 +81,8 @@ pub struct BenchRow {
     /// Bare inference of one frame, one call halfway between each two frames of the element's
     /// paced run, median (ms; batch 1).
     pub paced_inference_ms: Option<f64>,
-    /// Per-frame time inside the element (sink pad to source pad) with frames paced at under
-    /// a third of the element's capacity, so no frame waits behind another (ms; batch 1 only).
+    /// Per-frame time inside the element (sink pad to source pad) with frames paced so that
+    /// none waits behind another (see `paced_period_ms`; ms; batch 1 only).
     pub paced_latency_ms_p50: Option<f64>,
     pub paced_latency_ms_p99: Option<f64>,
     /// In the paced run, the element's own medians: engine inference and frame conversion.
@@ -92,8 +94,9 @@ pub struct BenchRow {
     /// Latency p50 minus the paced bare inference of the same repetition, median over
     /// repetitions (ms; batch 1).
     pub added_latency_ms: Option<f64>,
-    /// Latency p50 minus the element's own inference p50 in the same run: conversion and
-    /// hand-overs, free of the drift between runs (ms; batch 1).
+    /// The element's own account of what it adds: each frame's time inside it less its
+    /// inference, median over the run (`stats` `overhead-ms-p50`), median over repetitions:
+    /// conversion and hand-overs, free of the drift between runs (ms; batch 1).
     pub element_overhead_ms: Option<f64>,
     /// With `--compare-cpu`: the largest difference of an output byte from the CPU's, and the
     /// share of bytes that differ at all.
@@ -174,9 +177,12 @@ fn compare_with_cpu(
 /// where batch time went (`stats`: engine inference and conversion, medians).
 struct Timing {
     fps: f64,
+    mean_batch: f64,
     latencies_ms: Vec<f64>,
     inference_ms: f64,
     convert_ms: f64,
+    /// Median of each frame's time in the element less its inference (`overhead-ms-p50`).
+    overhead_ms: f64,
     /// Bare inferences interleaved with the paced frames (ms), after two warm-up runs.
     bare_ms: Vec<f64>,
 }
@@ -312,10 +318,12 @@ impl Bare {
     }
 }
 
-/// Frame rate (fps) for paced runs: under a third of the capacity measured back to back, so
-/// that each element frame and the bare inference between two frames have the cores alone.
-fn paced_rate(inference_ms: f64) -> u32 {
-    ((333.0 / inference_ms) as u32).clamp(1, 333)
+/// Frame period (ms) of paced runs. Each element frame and the bare inference halfway to the
+/// next have the cores to themselves: the gap after each is at least its inference time and
+/// at least 100 ms, longer than ONNX Runtime's idle threads keep spinning after a run (up to
+/// 2^20 pauses, tens of ms), so neither session's threads run during the other's inference.
+fn paced_period_ms(inference_ms: f64) -> u64 {
+    (2.0 * (inference_ms + inference_ms.max(100.0))).ceil() as u64
 }
 
 /// One `videotestsrc pattern=smpte` frame as tightly packed RGBx.
@@ -351,15 +359,16 @@ fn element_run(
     height: usize,
     batch: usize,
     inference_scale: f32,
-    paced: Option<(u32, &mut Bare)>,
+    paced: Option<(u64, &mut Bare)>,
 ) -> Result<Timing> {
-    let (live, rate, mut bare) = match paced {
-        Some((fps, bare)) => (true, fps, Some(bare)),
-        None => (false, 30, None),
+    // Frame period in ms.
+    let (live, period_ms, mut bare) = match paced {
+        Some((period_ms, bare)) => (true, period_ms, Some(bare)),
+        None => (false, 33, None),
     };
     let description = format!(
         "appsrc name=feed is-live={live} do-timestamp={live} format=time block=true max-buffers=2 \
-           caps=video/x-raw,format=RGBx,width={width},height={height},framerate={rate}/1 \
+           caps=video/x-raw,format=RGBx,width={width},height={height},framerate=1000/{period_ms} \
          ! rsstyle name=style batch-size={batch} threads={} device={} inference-scale={inference_scale} qos=false \
          ! fakesink sync=false",
         args.threads, args.device
@@ -412,7 +421,7 @@ fn element_run(
     let frames = args.frames;
     let (msg, stats, bare_ms) = std::thread::scope(|scope| -> Result<_> {
         let feeder = scope.spawn(move || -> Result<Vec<f64>> {
-            let period = Duration::from_secs_f64(1.0 / rate as f64);
+            let period = Duration::from_millis(period_ms);
             let started = Instant::now();
             let wait_until =
                 |t: Instant| std::thread::sleep(t.saturating_duration_since(Instant::now()));
@@ -460,18 +469,22 @@ fn element_run(
         bail!("{}", e.error());
     }
     let left = left.lock().unwrap();
-    let warmup = (2 * batch).min(left.len().saturating_sub(2));
+    // Two batches warm up. Frames leave a batch at once, so throughput counts the frames that
+    // left after the last warm-up frame over the time since it left.
+    let warmup = (2 * batch).min(left.len().saturating_sub(2)).max(1);
     if left.len() < warmup + 2 {
         bail!("too few frames ({}) to time", left.len());
     }
     let timed = &left[warmup..];
-    let span: Duration = timed.last().unwrap().0 - timed[0].0;
+    let span: Duration = timed.last().unwrap().0 - left[warmup - 1].0;
     Ok(Timing {
-        fps: (timed.len() - 1) as f64 / span.as_secs_f64(),
+        fps: timed.len() as f64 / span.as_secs_f64(),
+        mean_batch: stats.get("mean-batch").unwrap_or(0.0),
         latencies_ms: timed.iter().map(|(_, ms)| *ms).collect(),
         inference_ms: stats.get("inference-ms-p50").unwrap_or(0.0),
         bare_ms: bare_ms.get(2..).unwrap_or_default().to_vec(),
         convert_ms: stats.get("convert-ms-p50").unwrap_or(0.0),
+        overhead_ms: stats.get("overhead-ms-p50").unwrap_or(0.0),
     })
 }
 
@@ -494,17 +507,19 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 let mut engine = String::new();
                 let (mut element_inference, mut element_convert) = (Vec::new(), Vec::new());
                 let (mut ratios, mut added, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
+                let mut mean_batches = Vec::new();
                 for _ in 0..args.reps.max(1) {
                     let mut bare = Bare::new(args, model, width, height, batch, scale)?;
                     engine = bare.engine.device_description().to_string();
                     let back_to_back = bare.back_to_back_ms((args.frames / batch).clamp(8, 40))?;
                     inference.push(back_to_back);
-                    let element_fps =
-                        element_run(args, model, width, height, batch, scale, None)?.fps;
+                    let run = element_run(args, model, width, height, batch, scale, None)?;
+                    let element_fps = run.fps;
                     fps.push(element_fps);
+                    mean_batches.push(run.mean_batch);
                     ratios.push(element_fps * back_to_back / (batch as f64 * 1e3));
                     if batch == 1 {
-                        let rate = paced_rate(back_to_back);
+                        let period_ms = paced_period_ms(back_to_back);
                         let run = element_run(
                             args,
                             model,
@@ -512,7 +527,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                             height,
                             1,
                             scale,
-                            Some((rate, &mut bare)),
+                            Some((period_ms, &mut bare)),
                         )?;
                         let mut bare_paced = run.bare_ms;
                         if bare_paced.is_empty() {
@@ -527,7 +542,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                         p50s.push(p50);
                         p99s.push(percentile(&mut paced, 0.99));
                         added.push(p50 - bare_paced);
-                        overhead.push(p50 - run.inference_ms);
+                        overhead.push(run.overhead_ms);
                     }
                 }
                 let compared = if args.compare_cpu && batch == 1 && scale == 1.0 {
@@ -551,6 +566,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                     batch,
                     inference_scale: scale,
                     element_fps: median(&mut fps),
+                    element_mean_batch: median(&mut mean_batches),
                     inference_ms_per_batch: inference,
                     inference_fps: batch as f64 * 1e3 / inference,
                     paced_inference_ms: paced_inference,
@@ -575,10 +591,11 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
             println!("engine: {}", r.engine);
         }
         println!(
-            "{:>9} {:>5} {:>5} {:>11} {:>9} {:>6} {:>15} {:>14} {:>12} {:>12} {:>10} {:>10}",
+            "{:>9} {:>5} {:>5} {:>6} {:>11} {:>9} {:>6} {:>15} {:>14} {:>12} {:>12} {:>10} {:>10}",
             "size",
             "batch",
             "scale",
+            "filled",
             "element fps",
             "bare fps",
             "ratio",
@@ -595,10 +612,11 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 println!("{}:", r.model);
             }
             println!(
-                "{:>9} {:>5} {:>5} {:>11.2} {:>9.2} {:>6.3} {:>12.2} ms {:>14} {:>12} {:>12} {:>10} {:>10}",
+                "{:>9} {:>5} {:>5} {:>6.2} {:>11.2} {:>9.2} {:>6.3} {:>12.2} ms {:>14} {:>12} {:>12} {:>10} {:>10}",
                 format!("{}x{}", r.width, r.height),
                 r.batch,
                 r.inference_scale,
+                r.element_mean_batch,
                 r.element_fps,
                 r.inference_fps,
                 r.fps_ratio,

@@ -11,7 +11,7 @@ mod registry;
 mod stats;
 
 pub use registry::Registry;
-pub use stats::{BatchStats, StatsSnapshot};
+pub use stats::{BatchStats, Recent, StatsSnapshot};
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,6 +68,10 @@ pub struct Completed<P> {
     pub result: Result<(), String>,
     /// From submission to the end of the batch's inference.
     pub latency: Duration,
+    /// When the frame was submitted.
+    pub submitted: Instant,
+    /// The engine inference time of the frame's batch (zero when it failed).
+    pub inference: Duration,
 }
 
 enum Message<P> {
@@ -265,6 +269,7 @@ impl<P: Payload> Worker<P> {
             .map_err(|e| e.to_string())
         };
         let finished = Instant::now();
+        let inference = result.as_ref().map_or(Duration::ZERO, |t| t.infer);
         if let Ok(timing) = &result {
             self.stats
                 .lock()
@@ -277,6 +282,8 @@ impl<P: Payload> Worker<P> {
                 payload: job.payload,
                 result: result.clone(),
                 latency: finished - job.enqueued,
+                submitted: job.enqueued,
+                inference,
             });
         }
     }

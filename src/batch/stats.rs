@@ -65,6 +65,26 @@ impl BatchStats {
     }
 }
 
+/// The most recent values (at most [`WINDOW`]), for percentiles.
+#[derive(Debug, Default)]
+pub struct Recent(VecDeque<f64>);
+
+impl Recent {
+    pub fn push(&mut self, value: f64) {
+        if self.0.len() == WINDOW {
+            self.0.pop_front();
+        }
+        self.0.push_back(value);
+    }
+
+    /// Nearest-rank percentile `p` (0..=1) of the values held (0 for none).
+    pub fn percentile(&self, p: f64) -> f64 {
+        let mut sorted: Vec<f64> = self.0.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        percentile(&sorted, p)
+    }
+}
+
 /// Nearest-rank percentile of sorted values (0 for none).
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -13,7 +13,7 @@ use gst::subclass::prelude::*;
 use super::payload::VideoPayload;
 use super::queue::OrderedQueue;
 use super::settings::Settings;
-use crate::batch::{Batcher, Completed, Generation, Registry};
+use crate::batch::{Batcher, Completed, Generation, Recent, Registry};
 use crate::engine::{self, EngineOptions};
 use crate::frame::PixelFormat;
 use crate::stylizer::Stylizer;
@@ -84,6 +84,9 @@ struct Counters {
     dropped_leaky: AtomicU64,
     /// Items queued and not yet handled by the source task.
     pending: AtomicUsize,
+    /// Recent frames' time in the element (submission to push) and that time less their
+    /// batch's inference, ms.
+    frame_ms: Mutex<(Recent, Recent)>,
 }
 
 pub struct RsStyle {
@@ -567,8 +570,17 @@ impl RsStyle {
                     payload,
                     result: Ok(()),
                     latency,
+                    submitted,
+                    inference,
                 }) => {
                     self.note_latency(latency);
+                    let inside = submitted.elapsed();
+                    let mut frame_ms = self.counters.frame_ms.lock().unwrap();
+                    frame_ms.0.push(inside.as_secs_f64() * 1e3);
+                    frame_ms
+                        .1
+                        .push(inside.saturating_sub(inference).as_secs_f64() * 1e3);
+                    drop(frame_ms);
                     let buffer = payload.into_output();
                     *self.last_output.lock().unwrap() = Some(buffer.clone());
                     self.push(buffer);
@@ -630,6 +642,7 @@ impl RsStyle {
             .map(|b| b.stats())
             .unwrap_or_default();
         let c = &self.counters;
+        let frame_ms = c.frame_ms.lock().unwrap();
         gst::Structure::builder("rsstyle-stats")
             .field("frames-in", c.frames_in.load(Ordering::Relaxed))
             .field("frames-out", c.frames_out.load(Ordering::Relaxed))
@@ -642,6 +655,8 @@ impl RsStyle {
             .field("inference-ms-p50", batch.inference_ms_p50)
             .field("inference-ms-p99", batch.inference_ms_p99)
             .field("convert-ms-p50", batch.convert_ms_p50)
+            .field("frame-ms-p50", frame_ms.0.percentile(0.5))
+            .field("overhead-ms-p50", frame_ms.1.percentile(0.5))
             .field(
                 "latency-ms",
                 self.processing_latency().nseconds() as f64 / 1e6,
@@ -657,12 +672,16 @@ impl RsStyle {
             proportion: 1.0,
             ..Default::default()
         };
-        // Fewer frame slots than a batch would stall every batch until its timeout.
-        let slots = settings.max_queued.max(settings.batch_size) as usize;
+        // Room for two batches: the next one fills while one is in inference. With room for
+        // one, a batch's slots free one by one as its frames leave and the next batches form
+        // partial (batch-size 4 ran batches of 2.35 frames on average), and on a GPU each
+        // new batch shape costs new page-locked buffers and a new convolution search.
+        let slots = settings.max_queued.max(2 * settings.batch_size) as usize;
         *self.queue.lock().unwrap() = Some(Arc::new(OrderedQueue::new(slots)));
         *self.last_flow.lock().unwrap() = Ok(gst::FlowSuccess::Ok);
         *self.last_output.lock().unwrap() = None;
         self.counters.pending.store(0, Ordering::SeqCst);
+        *self.counters.frame_ms.lock().unwrap() = Default::default();
         self.reported_latency_ns.store(0, Ordering::SeqCst);
         Ok(())
     }

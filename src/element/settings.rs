@@ -212,7 +212,7 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
             glib::ParamSpecUInt::builder("max-queued")
                 .nick("Max queued")
                 .blurb(
-                    "Most frames inside the element, waiting or in inference (at least batch-size); \
+                    "Most frames inside the element, waiting or in inference (at least twice batch-size); \
                      beyond it upstream blocks, or with leaky=true new frames are dropped",
                 )
                 .minimum(1)
@@ -244,7 +244,9 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .nick("Statistics")
                 .blurb(
                     "frames-in, frames-out, dropped-qos, dropped-leaky, batches, batch-frames, last-batch, \
-                     mean-batch, inference-ms-p50, inference-ms-p99, convert-ms-p50, latency-ms",
+                     mean-batch, inference-ms-p50, inference-ms-p99, convert-ms-p50, frame-ms-p50 (time \
+                     a frame spends in the element), overhead-ms-p50 (that time less its batch's \
+                     inference), latency-ms",
                 )
                 .read_only()
                 .build(),
