@@ -358,3 +358,105 @@ fn tanh_output_implies_the_signed_range() {
         .collect();
     assert_eq!(out, expected);
 }
+
+#[test]
+fn engine_option_profile_records_onnx_runtime_node_timings() {
+    use gstrsstyle::engine::{self, EngineOptions};
+    use gstrsstyle::model::ManifestPatch;
+    let dir = tempfile::tempdir().unwrap();
+    let model = random_convnet(dir.path(), "net.onnx", None, 0, 3);
+    let open = |spec: &str| {
+        let mut options = EngineOptions {
+            threads: 1,
+            ..EngineOptions::default()
+        };
+        options.apply(spec).unwrap();
+        engine::open(
+            &model.display().to_string(),
+            None,
+            &ManifestPatch::default(),
+            &options,
+        )
+    };
+
+    let missing = open("profile=/nonexistent/folder/prof").err().unwrap();
+    assert_eq!(
+        missing.to_string(),
+        "engine option profile: folder '/nonexistent/folder' does not exist"
+    );
+
+    let prefix = dir.path().join("prof");
+    let (mut engine, _) = open(&format!("profile={}", prefix.display())).unwrap();
+    let description = engine.device_description().to_string();
+    let named = format!(
+        ", profiling to {}-{}-",
+        prefix.display(),
+        std::process::id()
+    );
+    assert!(
+        description.contains(&named) && description.ends_with("_*.json"),
+        "{description}"
+    );
+    let input = vec![0.5f32; 3 * 8 * 8];
+    for _ in 0..3 {
+        let mut shape = None;
+        engine
+            .infer(&input, [1, 3, 8, 8], None, &mut |s, _| shape = Some(s))
+            .unwrap();
+        assert_eq!(shape, Some([1, 3, 8, 8]));
+    }
+    drop(engine);
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("prof-")
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let events: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    let runs = events.iter().filter(|e| e["name"] == "model_run").count();
+    assert_eq!(runs, 3);
+    let convs = events
+        .iter()
+        .filter(|e| e["cat"] == "Node" && e["args"]["op_name"] == "Conv")
+        .filter(|e| e["name"].as_str().unwrap().ends_with("_kernel_time"))
+        .count();
+    assert_eq!(convs, 2 * 3, "two Conv nodes a run");
+
+    // The summary script leaves out two warm-up runs and attributes the rest by operator.
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/ort_profile_summary.py"
+        ))
+        .arg("--json")
+        .arg(&files[0])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary[0]["runs"], 1);
+    let ops: Vec<&str> = summary[0]["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["op"].as_str().unwrap())
+        .collect();
+    assert!(ops.contains(&"Conv"), "{ops:?}");
+    let conv = summary[0]["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["op"] == "Conv")
+        .unwrap();
+    assert_eq!(conv["nodes_per_run"], 2.0);
+}

@@ -38,12 +38,16 @@ pub struct EngineOptions {
     pub frame_io: FrameIo,
     /// CUDA execution provider settings (ignored on the CPU).
     pub cuda: CudaTuning,
+    /// Record ONNX Runtime's per-node profile into a file whose name starts with this path
+    /// (`PATH-<process>-<engine>_<date>_<time>.json`, written when the engine is dropped).
+    pub profile: Option<std::path::PathBuf>,
 }
 
 impl EngineOptions {
     /// The keys [`EngineOptions::apply`] takes, for help texts.
     pub const KEYS: &'static str = "frame-io=auto|float|bytes, cuda-nhwc=true|false, \
-         cuda-tf32=true|false, cuda-search=exhaustive|heuristic, cuda-graph=true|false";
+         cuda-tf32=true|false, cuda-search=exhaustive|heuristic, cuda-graph=true|false, \
+         profile=PATH";
 
     /// Applies comma-separated `key=value` settings (see [`EngineOptions::KEYS`]); an empty
     /// string changes nothing.
@@ -64,6 +68,10 @@ impl EngineOptions {
                 "cuda-nhwc" => self.cuda.prefer_nhwc = flag()?,
                 "cuda-tf32" => self.cuda.tf32 = flag()?,
                 "cuda-graph" => self.cuda.graph = flag()?,
+                "profile" => {
+                    let path = value.trim();
+                    self.profile = (!path.is_empty()).then(|| path.into());
+                }
                 "cuda-search" => {
                     self.cuda.exhaustive_search = match value.trim() {
                         "exhaustive" => true,
@@ -87,11 +95,11 @@ impl EngineOptions {
     }
 }
 
-/// A loaded model on one device.
 /// Where an engine lends its output batch: called once, with the output's shape and values,
 /// while the engine still owns them.
 pub type Output<'a, T> = &'a mut dyn FnMut([usize; 4], &[T]);
 
+/// A loaded model on one device.
 pub trait Engine: Send {
     fn manifest(&self) -> &Manifest;
 
@@ -152,6 +160,10 @@ mod tests {
         assert!(o.cuda.prefer_nhwc && !o.cuda.tf32 && !o.cuda.exhaustive_search && o.cuda.graph);
         o.apply("").unwrap();
         assert_eq!(o.frame_io, FrameIo::Bytes);
+        o.apply("profile=/tmp/run 1/prof").unwrap();
+        assert_eq!(o.profile, Some("/tmp/run 1/prof".into()));
+        o.apply("profile=").unwrap();
+        assert_eq!(o.profile, None);
         assert_eq!(
             o.apply("cuda-nhwc=maybe"),
             Err("engine option cuda-nhwc: 'maybe' is not true or false".to_string())

@@ -29,6 +29,8 @@ pub struct OrtEngine {
     cuda_device: Option<u32>,
     /// Page-locked input and output buffers bound to the session, for the current batch shape.
     pinned: Option<PinnedIo>,
+    /// ONNX Runtime records a profile, written out when the engine is dropped.
+    profiling: bool,
     /// The CUDA provider captures the model as a CUDA graph and replays it.
     cuda_graph: bool,
     /// Set when page-locked buffers could not be made: CUDA sessions then take ordinary host
@@ -133,6 +135,27 @@ impl OrtEngine {
             }
         }
 
+        let mut profile_file = None;
+        if let Some(prefix) = &options.profile {
+            // One file per engine: ONNX Runtime only adds the time to the second.
+            static ENGINES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = ENGINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let file = format!("{}-{}-{n}", prefix.display(), std::process::id());
+            let folder = std::path::Path::new(&file)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty());
+            if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+                return Err(EngineError::Device(format!(
+                    "engine option profile: folder '{}' does not exist",
+                    folder.display()
+                )));
+            }
+            builder = builder
+                .with_profiling(&file)
+                .map_err(|e| session_err(e.to_string()))?;
+            profile_file = Some(file);
+        }
+
         let bytes = match options.frame_io {
             FrameIo::Bytes => true,
             FrameIo::Float => false,
@@ -166,6 +189,9 @@ impl OrtEngine {
         if bytes {
             description.push_str(", frames as bytes");
         }
+        if let Some(file) = &profile_file {
+            description.push_str(&format!(", profiling to {file}_*.json"));
+        }
         let conditioning_rank = model
             .manifest
             .conditioning
@@ -190,9 +216,19 @@ impl OrtEngine {
                 pinned: None,
                 pageable: false,
                 cuda_graph: cuda_device.is_some() && options.cuda.graph,
+                profiling: profile_file.is_some(),
             },
             notes,
         ))
+    }
+}
+
+impl Drop for OrtEngine {
+    fn drop(&mut self) {
+        if self.profiling {
+            // Nothing to report it to: a failure leaves an empty profile file.
+            let _ = self.session.end_profiling();
+        }
     }
 }
 
