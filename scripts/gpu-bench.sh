@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # rsstyle on an NVIDIA GPU against PyTorch on the same nets and card, in one run.
 #
-# Measures, at batch 1 with host video frames in and out: the rsstyle element (videotestsrc !
-# rsstyle ! fakesink) and its bare engine (`rsstyle bench`) with ONNX Runtime's CUDA provider in
-# several settings, and PyTorch eager and torch.compile (scripts/gpu_bench_torch.py) when torch is
-# installed; the largest difference of GPU and CPU output bytes; and, when a CUDA build of the
-# trainer is there, a fast-style training step against PyTorch eager. Prints one table and writes
-# every record to OUT (JSON) with a summary (summary.md).
+# Measures, at batch 1 with host video frames in and out: the rsstyle element (appsrc ! rsstyle !
+# fakesink) and its bare engine (`rsstyle bench`) with ONNX Runtime's CUDA provider in several
+# settings, and PyTorch eager and torch.compile (scripts/gpu_bench_torch.py) when torch is
+# installed; the largest difference of GPU and CPU output bytes; where ONNX Runtime's time goes,
+# by operator (profile phase: CUDA_LAUNCH_BLOCKING=1 and engine-options profile=, summed by
+# scripts/ort_profile_summary.py); and, when a CUDA build of the trainer is there, a fast-style
+# training step against PyTorch eager. Prints one table and writes every record to OUT (JSON)
+# with a summary (summary.md).
 #
-# Usage: scripts/gpu-bench.sh [--out DIR] [--phases stage,torch,rsstyle,train,report]
+# Usage: scripts/gpu-bench.sh [--out DIR] [--phases stage,torch,rsstyle,profile,train,report]
 #                             [--torch-budget SECONDS] [--frames N]
 # rsstyle comes from target/release or from .gpu/ (scripts/gpu-pack.sh, for machines without
 # Rust or GStreamer); ONNX Runtime 1.30's GPU build from ORT_DYLIB_PATH, .gpu/ort or
@@ -18,7 +20,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/out/gpu-bench"
-phases="stage,torch,rsstyle,train,report"
+phases="stage,torch,rsstyle,profile,train,report"
 torch_budget=240
 frames=300
 while [ $# -gt 0 ]; do
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --phases) phases="$2"; shift 2 ;;
     --torch-budget) torch_budget="$2"; shift 2 ;;
     --frames) frames="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-bench: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -134,6 +136,24 @@ if has rsstyle; then
     "$rsstyle" bench --device cuda --model "$models/$model.onnx" --size "$sizes" --reps 1 \
       --frames "$frames" --threads 8 --engine-options "$options" $extra --json \
       > "$out/rsstyle-$name.json" 2> "$out/rsstyle-$name.log" || log "rsstyle $name failed: $(tail -3 "$out/rsstyle-$name.log")"
+  done
+fi
+
+if has profile; then
+  models="$runtime/models"
+  for model in johnson-fp16 resnet-fp16; do
+    if [ ! -e "$models/$model.onnx" ]; then
+      log "profile: no $model.onnx (run the rsstyle phase first)"
+      continue
+    fi
+    log "profile $model"
+    rm -f "$out/profile-$model"-*.json
+    # Each kernel finishes before its node's timer stops: node times are GPU times.
+    CUDA_LAUNCH_BLOCKING=1 "$rsstyle" bench --device cuda --model "$models/$model.onnx" \
+      --size 1280x720 --reps 1 --frames 30 --threads 8 --engine-options "profile=$out/profile-$model" \
+      > "$out/profile-$model.log" 2>&1 || log "profile $model failed: $(tail -3 "$out/profile-$model.log")"
+    python3 scripts/ort_profile_summary.py "$out/profile-$model"-*.json > "$out/profile-$model.txt" \
+      && head -30 "$out/profile-$model.txt" || log "profile summary $model failed"
   done
 fi
 
