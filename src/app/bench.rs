@@ -119,12 +119,8 @@ fn engine_options(args: &BenchArgs) -> Result<EngineOptions> {
 
 /// Styles the test frame on the configured device and on the CPU with float tensors; returns
 /// the largest byte difference and the share of bytes that differ.
-fn compare_with_cpu(
-    args: &BenchArgs,
-    model: &Path,
-    width: usize,
-    height: usize,
-) -> Result<(u8, f64)> {
+fn compare_with_cpu(args: &BenchArgs, case: &Case) -> Result<(u8, f64)> {
+    let (model, width, height) = (case.model, case.width, case.height);
     let frame = test_frame(width, height)?;
     let style = |options: &EngineOptions| -> Result<Vec<u8>> {
         let (engine, _) = engine::open(
@@ -198,6 +194,16 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[rank.clamp(1, v.len()) - 1]
 }
 
+/// One configuration: a model at one frame size, batch size and inference scale.
+#[derive(Clone, Copy)]
+struct Case<'a> {
+    model: &'a Path,
+    width: usize,
+    height: usize,
+    batch: usize,
+    inference_scale: f32,
+}
+
 /// Bare engine inference of the test frame: the same model, options, input tensor and
 /// conditioning the element uses, without the element around it.
 struct Bare {
@@ -209,14 +215,14 @@ struct Bare {
 }
 
 impl Bare {
-    fn new(
-        args: &BenchArgs,
-        model: &Path,
-        width: usize,
-        height: usize,
-        batch: usize,
-        inference_scale: f32,
-    ) -> Result<Self> {
+    fn new(args: &BenchArgs, case: &Case) -> Result<Self> {
+        let Case {
+            model,
+            width,
+            height,
+            batch,
+            inference_scale,
+        } = *case;
         let options = engine_options(args)?;
         let (engine, _) = engine::open(
             &model.display().to_string(),
@@ -349,18 +355,18 @@ fn test_frame(width: usize, height: usize) -> Result<Vec<u8>> {
 }
 
 /// Runs `frames` copies of the test frame through `appsrc ! rsstyle ! fakesink` and times
-/// them: as fast as the element takes them, or as a live source at `paced_fps`. The frame is
+/// them: as fast as the element takes them, or as a live source with `paced`'s period (ms)
+/// and one inference of its bare engine halfway between each two frames. The frame is
 /// rendered once beforehand, so that nothing upstream competes with the element for the CPU
 /// (a source drawing each frame, as `videotestsrc` does, shares the cores with inference).
-fn element_run(
-    args: &BenchArgs,
-    model: &Path,
-    width: usize,
-    height: usize,
-    batch: usize,
-    inference_scale: f32,
-    paced: Option<(u64, &mut Bare)>,
-) -> Result<Timing> {
+fn element_run(args: &BenchArgs, case: &Case, paced: Option<(u64, &mut Bare)>) -> Result<Timing> {
+    let Case {
+        model,
+        width,
+        height,
+        batch,
+        inference_scale,
+    } = *case;
     // Frame period in ms.
     let (live, period_ms, mut bare) = match paced {
         Some((period_ms, bare)) => (true, period_ms, Some(bare)),
@@ -501,6 +507,13 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 .iter()
                 .flat_map(|b| args.inference_scale.iter().map(move |s| (b, s)))
             {
+                let case = Case {
+                    model,
+                    width,
+                    height,
+                    batch,
+                    inference_scale: scale,
+                };
                 let (mut inference, mut fps, mut p50s, mut p99s) =
                     (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 let mut paced_inference = Vec::new();
@@ -509,26 +522,18 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                 let (mut ratios, mut added, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
                 let mut mean_batches = Vec::new();
                 for _ in 0..args.reps.max(1) {
-                    let mut bare = Bare::new(args, model, width, height, batch, scale)?;
+                    let mut bare = Bare::new(args, &case)?;
                     engine = bare.engine.device_description().to_string();
                     let back_to_back = bare.back_to_back_ms((args.frames / batch).clamp(8, 40))?;
                     inference.push(back_to_back);
-                    let run = element_run(args, model, width, height, batch, scale, None)?;
+                    let run = element_run(args, &case, None)?;
                     let element_fps = run.fps;
                     fps.push(element_fps);
                     mean_batches.push(run.mean_batch);
                     ratios.push(element_fps * back_to_back / (batch as f64 * 1e3));
                     if batch == 1 {
                         let period_ms = paced_period_ms(back_to_back);
-                        let run = element_run(
-                            args,
-                            model,
-                            width,
-                            height,
-                            1,
-                            scale,
-                            Some((period_ms, &mut bare)),
-                        )?;
+                        let run = element_run(args, &case, Some((period_ms, &mut bare)))?;
                         let mut bare_paced = run.bare_ms;
                         if bare_paced.is_empty() {
                             bail!("too few frames ({}) to time", args.frames);
@@ -546,7 +551,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                     }
                 }
                 let compared = if args.compare_cpu && batch == 1 && scale == 1.0 {
-                    Some(compare_with_cpu(args, model, width, height)?)
+                    Some(compare_with_cpu(args, &case)?)
                 } else {
                     None
                 };
