@@ -190,6 +190,27 @@ fn exported_generators_compute_what_candle_computes() {
             .unwrap();
 
         let f32_model = onnx_bytes(&net, &ExportOptions::default()).unwrap();
+        // The image-out convolution (3 outputs, full resolution) is written through
+        // SpaceToDepth; no other.
+        let ops: Vec<String> = {
+            use protobuf::Message;
+            onnx_protobuf::ModelProto::parse_from_bytes(&f32_model)
+                .unwrap()
+                .graph
+                .node
+                .iter()
+                .map(|n| n.op_type.clone())
+                .collect()
+        };
+        let count = |op: &str| ops.iter().filter(|o| *o == op).count();
+        assert_eq!(
+            (count("SpaceToDepth"), count("DepthToSpace")),
+            (1, 1),
+            "{arch:?}: {ops:?}"
+        );
+        let last_conv = ops.iter().rposition(|o| o == "Conv").unwrap();
+        assert_eq!(ops[last_conv - 1], "SpaceToDepth", "{ops:?}");
+        assert_eq!(ops[last_conv + 1], "DepthToSpace", "{ops:?}");
         let got = run_onnx(&f32_model, &x, false);
         let d = max_diff(&expected, &got);
         assert!(
