@@ -116,6 +116,9 @@ if has rsstyle; then
     name="${spec%%:*}"
     [ -e "$models/$name.onnx" ] || "$rsstyle" export --untrained "${spec#*:}" -o "$models/$name.onnx"
     [ -e "$models/$name-fp16.onnx" ] || "$rsstyle" export --untrained "${spec#*:}" --fp16 -o "$models/$name-fp16.onnx"
+    # The image-out convolution as one convolution, not through SpaceToDepth: the A/B of that.
+    [ -e "$models/$name-fp16-plain.onnx" ] || "$rsstyle" export --untrained "${spec#*:}" --fp16 \
+      --plain-output-conv -o "$models/$name-fp16-plain.onnx"
   done
   # name|model|sizes|engine options|extra flags
   configs=(
@@ -123,6 +126,7 @@ if has rsstyle; then
     "johnson-f32|johnson|1280x720,1920x1080||--compare-cpu"
     "johnson-f32-nhwc|johnson|1280x720|cuda-nhwc=true|"
     "johnson-fp16|johnson-fp16|1280x720,1920x1080||--compare-cpu"
+    "johnson-fp16-plain|johnson-fp16-plain|1280x720||"
     "johnson-fp16-nhwc|johnson-fp16|1280x720,1920x1080|cuda-nhwc=true|--compare-cpu"
     "johnson-fp16-nhwc-graph|johnson-fp16|1280x720,1920x1080|cuda-nhwc=true,cuda-graph=true|"
     "johnson-fp16-nhwc-b4|johnson-fp16|1280x720|cuda-nhwc=true|--batch 4"

@@ -155,6 +155,18 @@ fn run_onnx(model: &[u8], input: &Tensor, fp16: bool) -> Vec<f32> {
     }
 }
 
+/// The operator types of an ONNX model's nodes, in order.
+fn ops_of(model: &[u8]) -> Vec<String> {
+    use protobuf::Message;
+    onnx_protobuf::ModelProto::parse_from_bytes(model)
+        .unwrap()
+        .graph
+        .node
+        .iter()
+        .map(|n| n.op_type.clone())
+        .collect()
+}
+
 #[test]
 fn exported_generators_compute_what_candle_computes() {
     let mut rng = Rng::new(11);
@@ -192,16 +204,7 @@ fn exported_generators_compute_what_candle_computes() {
         let f32_model = onnx_bytes(&net, &ExportOptions::default()).unwrap();
         // The image-out convolution (3 outputs, full resolution) is written through
         // SpaceToDepth; no other.
-        let ops: Vec<String> = {
-            use protobuf::Message;
-            onnx_protobuf::ModelProto::parse_from_bytes(&f32_model)
-                .unwrap()
-                .graph
-                .node
-                .iter()
-                .map(|n| n.op_type.clone())
-                .collect()
-        };
+        let ops = ops_of(&f32_model);
         let count = |op: &str| ops.iter().filter(|o| *o == op).count();
         assert_eq!(
             (count("SpaceToDepth"), count("DepthToSpace")),
@@ -212,6 +215,24 @@ fn exported_generators_compute_what_candle_computes() {
         assert_eq!(ops[last_conv - 1], "SpaceToDepth", "{ops:?}");
         assert_eq!(ops[last_conv + 1], "DepthToSpace", "{ops:?}");
         let got = run_onnx(&f32_model, &x, false);
+        let plain = onnx_bytes(
+            &net,
+            &ExportOptions {
+                plain_output_conv: true,
+                ..ExportOptions::default()
+            },
+        )
+        .unwrap();
+        let plain_ops = ops_of(&plain);
+        assert!(
+            !plain_ops.iter().any(|o| o == "SpaceToDepth"),
+            "{plain_ops:?}"
+        );
+        let d_plain = max_diff(&got, &run_onnx(&plain, &x, false));
+        assert!(
+            d_plain < 1e-5,
+            "{arch:?}: the two forms differ by {d_plain}"
+        );
         let d = max_diff(&expected, &got);
         assert!(
             d < 1e-4,
@@ -222,7 +243,7 @@ fn exported_generators_compute_what_candle_computes() {
             &net,
             &ExportOptions {
                 fp16: true,
-                description: None,
+                ..ExportOptions::default()
             },
         )
         .unwrap();
@@ -830,4 +851,30 @@ fn evaluate_measures_what_the_element_outputs() {
         &style.display().to_string(),
     ]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("'strength' in --model"));
+}
+
+#[test]
+fn export_writes_the_output_convolution_through_space_to_depth_unless_told_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = |extra: &[&str]| {
+        let path = dir.path().join(format!("net{}.onnx", extra.len()));
+        let mut args = vec!["export", "--untrained", "johnson:4:1", "-o"];
+        let path_str = path.display().to_string();
+        args.push(&path_str);
+        args.extend_from_slice(extra);
+        ok(&rsstyle(&args));
+        ops_of(&std::fs::read(&path).unwrap())
+    };
+    let default = ops(&[]);
+    assert_eq!(
+        default.iter().filter(|o| *o == "SpaceToDepth").count(),
+        1,
+        "{default:?}"
+    );
+    let plain = ops(&["--plain-output-conv"]);
+    assert!(!plain.iter().any(|o| o == "SpaceToDepth"), "{plain:?}");
+    assert_eq!(
+        plain.iter().filter(|o| *o == "Conv").count(),
+        default.iter().filter(|o| *o == "Conv").count()
+    );
 }

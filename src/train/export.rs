@@ -17,6 +17,9 @@ pub struct ExportOptions {
     pub fp16: bool,
     /// The manifest's description (what the model does, where it came from).
     pub description: Option<String>,
+    /// Write the image-out convolution as one plain convolution rather than through
+    /// SpaceToDepth (see `Writer::fits_space_to_depth`), e.g. to compare the two on a device.
+    pub plain_output_conv: bool,
 }
 
 struct Writer<'a> {
@@ -26,6 +29,8 @@ struct Writer<'a> {
     upsamples: usize,
     /// How many times smaller than the input the current activation is.
     downscale: usize,
+    /// Few-output convolutions at full resolution go through SpaceToDepth.
+    space_to_depth: bool,
 }
 
 impl Writer<'_> {
@@ -58,7 +63,8 @@ impl Writer<'_> {
         stride: usize,
         pad: Pad,
     ) -> bool {
-        stride == 1
+        self.space_to_depth
+            && stride == 1
             && self.downscale == 1
             && self.net.arch.size_multiple().is_multiple_of(2)
             && !k.is_multiple_of(2)
@@ -263,6 +269,7 @@ pub fn onnx_bytes(net: &Net, options: &ExportOptions) -> anyhow::Result<Vec<u8>>
         fp16: options.fp16,
         upsamples: 0,
         downscale: 1,
+        space_to_depth: !options.plain_output_conv,
     };
     let elem = if options.fp16 { Elem::F16 } else { Elem::F32 };
     let dims: [Dim; 4] = ["n".into(), 3.into(), "h".into(), "w".into()];
