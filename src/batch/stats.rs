@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// How many recent batch times the percentiles are taken over.
+/// How many recent times the percentiles are taken over.
 const WINDOW: usize = 512;
 
 /// Running counters of one batcher.
@@ -12,8 +12,9 @@ pub struct BatchStats {
     batches: u64,
     frames: u64,
     last_batch: usize,
-    /// Recent (inference, conversion) times per batch, ms.
-    recent_ms: VecDeque<(f64, f64)>,
+    /// Recent inference and conversion times per batch, ms.
+    inference_ms: Recent,
+    convert_ms: Recent,
 }
 
 /// A copy of the counters at one moment.
@@ -37,18 +38,11 @@ impl BatchStats {
         self.batches += 1;
         self.frames += frames as u64;
         self.last_batch = frames;
-        if self.recent_ms.len() == WINDOW {
-            self.recent_ms.pop_front();
-        }
-        self.recent_ms
-            .push_back((infer.as_secs_f64() * 1e3, convert.as_secs_f64() * 1e3));
+        self.inference_ms.push(infer.as_secs_f64() * 1e3);
+        self.convert_ms.push(convert.as_secs_f64() * 1e3);
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
-        let mut sorted: Vec<f64> = self.recent_ms.iter().map(|t| t.0).collect();
-        sorted.sort_by(f64::total_cmp);
-        let mut convert: Vec<f64> = self.recent_ms.iter().map(|t| t.1).collect();
-        convert.sort_by(f64::total_cmp);
         StatsSnapshot {
             batches: self.batches,
             frames: self.frames,
@@ -58,9 +52,9 @@ impl BatchStats {
             } else {
                 self.frames as f64 / self.batches as f64
             },
-            inference_ms_p50: percentile(&sorted, 0.5),
-            inference_ms_p99: percentile(&sorted, 0.99),
-            convert_ms_p50: percentile(&convert, 0.5),
+            inference_ms_p50: self.inference_ms.percentile(0.5),
+            inference_ms_p99: self.inference_ms.percentile(0.99),
+            convert_ms_p50: self.convert_ms.percentile(0.5),
         }
     }
 }
