@@ -3,7 +3,7 @@
 #
 # Measures, at batch 1 with host video frames in and out: the rsstyle element (appsrc ! rsstyle !
 # fakesink) and its bare engine (`rsstyle bench`) with ONNX Runtime's CUDA provider in several
-# settings, and PyTorch eager and torch.compile (scripts/gpu_bench_torch.py) when torch is
+# settings (and its TensorRT provider where TensorRT is installed), and PyTorch eager and torch.compile (scripts/gpu_bench_torch.py) when torch is
 # installed; the largest difference of GPU and CPU output bytes; where ONNX Runtime's time goes,
 # by operator (profile phase: CUDA_LAUNCH_BLOCKING=1 and engine-options profile=, summed by
 # scripts/ort_profile_summary.py); and, when a CUDA build of the trainer is there, a fast-style
@@ -116,28 +116,40 @@ if has rsstyle; then
     name="${spec%%:*}"
     [ -e "$models/$name.onnx" ] || "$rsstyle" export --untrained "${spec#*:}" -o "$models/$name.onnx"
     [ -e "$models/$name-fp16.onnx" ] || "$rsstyle" export --untrained "${spec#*:}" --fp16 -o "$models/$name-fp16.onnx"
-    # The image-out convolution as one convolution, not through SpaceToDepth: the A/B of that.
-    [ -e "$models/$name-fp16-plain.onnx" ] || "$rsstyle" export --untrained "${spec#*:}" --fp16 \
-      --plain-output-conv -o "$models/$name-fp16-plain.onnx"
   done
+  # graph-rewrite=true: the load-time rewrites measured on the CPU (upsample convolutions as
+  # transposed ones, the image-out convolution through SpaceToDepth), off by default on CUDA.
   # name|model|sizes|engine options|extra flags
   configs=(
     "johnson-f32-float|johnson|1280x720|frame-io=float|"
     "johnson-f32|johnson|1280x720,1920x1080||--compare-cpu"
     "johnson-f32-nhwc|johnson|1280x720|cuda-nhwc=true|"
     "johnson-fp16|johnson-fp16|1280x720,1920x1080||--compare-cpu"
-    "johnson-fp16-plain|johnson-fp16-plain|1280x720||"
+    "johnson-fp16-rewrite|johnson-fp16|1280x720,1920x1080|graph-rewrite=true|--compare-cpu"
     "johnson-fp16-nhwc|johnson-fp16|1280x720,1920x1080|cuda-nhwc=true|--compare-cpu"
     "johnson-fp16-nhwc-graph|johnson-fp16|1280x720,1920x1080|cuda-nhwc=true,cuda-graph=true|"
     "johnson-fp16-nhwc-b4|johnson-fp16|1280x720|cuda-nhwc=true|--batch 4"
     "resnet-f32|resnet|1280x720||"
     "resnet-fp16-nhwc|resnet-fp16|1280x720|cuda-nhwc=true|"
+    "resnet-fp16-rewrite|resnet-fp16|1280x720|graph-rewrite=true|"
   )
+  # TensorRT where ONNX Runtime's TensorRT provider and TensorRT's own library can be loaded.
+  trt_provider="$(dirname "${ORT_DYLIB_PATH:-/nonexistent/x}")/libonnxruntime_providers_tensorrt.so"
+  if [ -e "$trt_provider" ] && ldd "$trt_provider" 2>/dev/null | grep -q 'libnvinfer.*=> /'; then
+    configs+=(
+      "johnson-trt|johnson|1280x720,1920x1080|trt-cache=$runtime/trt-cache|--device tensorrt --compare-cpu"
+      "resnet-trt|resnet|1280x720|trt-cache=$runtime/trt-cache|--device tensorrt"
+    )
+  else
+    log "no TensorRT (needs $trt_provider and libnvinfer): TensorRT rows skipped"
+  fi
   for c in "${configs[@]}"; do
     IFS='|' read -r name model sizes options extra <<< "$c"
     log "rsstyle $name"
+    device=(--device cuda)
+    [[ " $extra " == *" --device "* ]] && device=()  # TensorRT rows name their own
     # shellcheck disable=SC2086
-    "$rsstyle" bench --device cuda --model "$models/$model.onnx" --size "$sizes" --reps 1 \
+    "$rsstyle" bench "${device[@]}" --model "$models/$model.onnx" --size "$sizes" --reps 1 \
       --frames "$frames" --threads 8 --engine-options "$options" $extra --json \
       > "$out/rsstyle-$name.json" 2> "$out/rsstyle-$name.log" || log "rsstyle $name failed: $(tail -3 "$out/rsstyle-$name.log")"
   done
@@ -145,19 +157,22 @@ fi
 
 if has profile; then
   models="$runtime/models"
-  for model in johnson-fp16 resnet-fp16; do
+  # name|model|engine options
+  for c in "johnson-fp16|johnson-fp16|" "johnson-fp16-rewrite|johnson-fp16|graph-rewrite=true," \
+    "resnet-fp16|resnet-fp16|"; do
+    IFS='|' read -r name model options <<< "$c"
     if [ ! -e "$models/$model.onnx" ]; then
       log "profile: no $model.onnx (run the rsstyle phase first)"
       continue
     fi
-    log "profile $model"
-    rm -f "$out/profile-$model"-*.json
+    log "profile $name"
+    rm -f "$out/profile-$name"-*.json
     # Each kernel finishes before its node's timer stops: node times are GPU times.
     CUDA_LAUNCH_BLOCKING=1 "$rsstyle" bench --device cuda --model "$models/$model.onnx" \
-      --size 1280x720 --reps 1 --frames 30 --threads 8 --engine-options "profile=$out/profile-$model" \
-      > "$out/profile-$model.log" 2>&1 || log "profile $model failed: $(tail -3 "$out/profile-$model.log")"
-    python3 scripts/ort_profile_summary.py "$out/profile-$model"-*.json > "$out/profile-$model.txt" \
-      && head -30 "$out/profile-$model.txt" || log "profile summary $model failed"
+      --size 1280x720 --reps 1 --frames 30 --threads 8 --engine-options "${options}profile=$out/profile-$name" \
+      > "$out/profile-$name.log" 2>&1 || log "profile $name failed: $(tail -3 "$out/profile-$name.log")"
+    python3 scripts/ort_profile_summary.py "$out/profile-$name"-*.json > "$out/profile-$name.txt" \
+      && head -30 "$out/profile-$name.txt" || log "profile summary $name failed"
   done
 fi
 

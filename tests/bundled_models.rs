@@ -90,3 +90,43 @@ fn pipelines_default_to_the_bundled_models() {
         );
     }
 }
+
+#[test]
+fn bundled_models_load_rewritten_on_the_cpu_and_compute_the_same() {
+    use gstrsstyle::engine::{self, EngineOptions};
+    use gstrsstyle::model::ManifestPatch;
+    let (w, h) = (64, 48);
+    let input: Vec<f32> = (0..3 * w * h)
+        .map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0)
+        .collect();
+    for name in BUNDLED {
+        let run = |spec: &str| {
+            let mut options = EngineOptions {
+                threads: 1,
+                ..EngineOptions::default()
+            };
+            options.apply(spec).unwrap();
+            let path = bundled(name).display().to_string();
+            let (mut engine, _) =
+                engine::open(&path, None, &ManifestPatch::default(), &options).unwrap();
+            let mut out = Vec::new();
+            engine
+                .infer(&input, [1, 3, h, w], None, &mut |_, v| out = v.to_vec())
+                .unwrap();
+            (engine.device_description().to_string(), out)
+        };
+        let (rewritten, fast) = run("");
+        let (plain, slow) = run("graph-rewrite=false");
+        let rewrites = "graph rewritten: 2 upsample convolutions as transposed, \
+                        1 output convolution through SpaceToDepth";
+        assert!(rewritten.contains(rewrites), "{name}: {rewritten}");
+        assert!(!plain.contains("rewritten"), "{name}: {plain}");
+        assert_eq!(fast.len(), 3 * w * h);
+        let d = fast
+            .iter()
+            .zip(&slow)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 1e-5, "{name}: the rewritten graph differs by {d}");
+    }
+}

@@ -151,7 +151,7 @@ fn unknown_device() {
     let p = identity(dir.path());
     assert_eq!(
         start_error(&[model(&p), ("device", "gpu7".to_value())]),
-        "unknown device 'gpu7': expected cpu, cuda, cuda:N or auto"
+        "unknown device 'gpu7': expected cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto"
     );
 }
 
@@ -162,6 +162,51 @@ fn cuda_without_a_usable_gpu() {
     let msg = start_error(&[model(&p), ("device", "cuda:0".to_value())]);
     assert!(
         msg.starts_with("device cuda:0: the CUDA execution provider cannot be used: "),
+        "{msg}"
+    );
+}
+
+#[test]
+fn tensorrt_without_a_usable_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = identity(dir.path());
+    let cache = dir.path().join("trt");
+    let msg = start_error(&[
+        model(&p),
+        ("device", "tensorrt".to_value()),
+        (
+            "engine-options",
+            format!("trt-cache={}", cache.display()).to_value(),
+        ),
+    ]);
+    assert!(
+        msg.starts_with("device tensorrt:0: the TensorRT execution provider cannot be used: "),
+        "{msg}"
+    );
+    // The engine cache folder made for it is not left behind.
+    assert!(!cache.exists());
+}
+
+#[test]
+fn tensorrt_cache_folder_that_cannot_be_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = identity(dir.path());
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let cache = file.join("trt");
+    let msg = start_error(&[
+        model(&p),
+        ("device", "tensorrt:1".to_value()),
+        (
+            "engine-options",
+            format!("trt-cache={}", cache.display()).to_value(),
+        ),
+    ]);
+    assert!(
+        msg.starts_with(&format!(
+            "engine option trt-cache: cannot make folder '{}': ",
+            cache.display()
+        )),
         "{msg}"
     );
 }

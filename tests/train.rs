@@ -10,6 +10,7 @@ use candle_core::{Device, Tensor};
 use common::*;
 use gst::prelude::*;
 use gstrsstyle::frame::PixelFormat;
+use gstrsstyle::onnx::rewrite::Rewrites;
 use gstrsstyle::train::export::{ExportOptions, onnx_bytes};
 use gstrsstyle::train::nets::{Arch, Net};
 use gstrsstyle::train::params::Params;
@@ -155,6 +156,14 @@ fn run_onnx(model: &[u8], input: &Tensor, fp16: bool) -> Vec<f32> {
     }
 }
 
+/// `model` after the engine's load-time graph rewrites, with what they rewrote.
+fn rewritten(model: &[u8]) -> (Vec<u8>, Rewrites) {
+    use protobuf::Message;
+    let mut proto = onnx_protobuf::ModelProto::parse_from_bytes(model).unwrap();
+    let rewrites = gstrsstyle::onnx::rewrite::optimize(&mut proto, Some("output"));
+    (proto.write_to_bytes().unwrap(), rewrites)
+}
+
 /// The operator types of an ONNX model's nodes, in order.
 fn ops_of(model: &[u8]) -> Vec<String> {
     use protobuf::Message;
@@ -202,41 +211,44 @@ fn exported_generators_compute_what_candle_computes() {
             .unwrap();
 
         let f32_model = onnx_bytes(&net, &ExportOptions::default()).unwrap();
-        // The image-out convolution (3 outputs, full resolution) is written through
-        // SpaceToDepth; no other.
-        let ops = ops_of(&f32_model);
-        let count = |op: &str| ops.iter().filter(|o| *o == op).count();
+        let johnson = matches!(arch, Arch::Johnson { .. });
+        // (Resize, ConvTranspose, SpaceToDepth) nodes.
+        let counts = |ops: &[String]| {
+            let n = |op: &str| ops.iter().filter(|o| *o == op).count();
+            (n("Resize"), n("ConvTranspose"), n("SpaceToDepth"))
+        };
+        let plain_ops = ops_of(&f32_model);
+        let plain = if johnson { (2, 0, 0) } else { (0, 2, 0) };
         assert_eq!(
-            (count("SpaceToDepth"), count("DepthToSpace")),
-            (1, 1),
-            "{arch:?}: {ops:?}"
+            counts(&plain_ops),
+            plain,
+            "the export is the plain net: {plain_ops:?}"
         );
-        let last_conv = ops.iter().rposition(|o| o == "Conv").unwrap();
-        assert_eq!(ops[last_conv - 1], "SpaceToDepth", "{ops:?}");
-        assert_eq!(ops[last_conv + 1], "DepthToSpace", "{ops:?}");
         let got = run_onnx(&f32_model, &x, false);
-        let plain = onnx_bytes(
-            &net,
-            &ExportOptions {
-                plain_output_conv: true,
-                ..ExportOptions::default()
-            },
-        )
-        .unwrap();
-        let plain_ops = ops_of(&plain);
-        assert!(
-            !plain_ops.iter().any(|o| o == "SpaceToDepth"),
-            "{plain_ops:?}"
-        );
-        let d_plain = max_diff(&got, &run_onnx(&plain, &x, false));
-        assert!(
-            d_plain < 1e-5,
-            "{arch:?}: the two forms differ by {d_plain}"
-        );
         let d = max_diff(&expected, &got);
         assert!(
             d < 1e-4,
             "{arch:?}: ONNX float32 differs from candle by {d}"
+        );
+
+        // The engine's load-time rewrites compute the same.
+        let (f32_rewritten, rewrites) = rewritten(&f32_model);
+        let expected_rewrites = Rewrites {
+            upsample_convs: if johnson { 2 } else { 0 },
+            output_convs: 1,
+        };
+        assert_eq!(rewrites, expected_rewrites, "{arch:?}");
+        let ops = ops_of(&f32_rewritten);
+        let last_conv = ops.iter().rposition(|o| o == "Conv").unwrap();
+        assert_eq!(
+            ops[last_conv - 1..=last_conv + 1],
+            ["SpaceToDepth", "Conv", "DepthToSpace"]
+        );
+        assert_eq!(counts(&ops), (0, 2, 1), "{ops:?}");
+        let d_rewritten = max_diff(&got, &run_onnx(&f32_rewritten, &x, false));
+        assert!(
+            d_rewritten < 1e-5,
+            "{arch:?}: the rewritten graph differs by {d_rewritten}"
         );
 
         let f16_model = onnx_bytes(
@@ -255,6 +267,13 @@ fn exported_generators_compute_what_candle_computes() {
         assert!(
             d16 < 0.05,
             "{arch:?}: ONNX float16 differs from candle by {d16}"
+        );
+        let (f16_rewritten, rewrites) = rewritten(&f16_model);
+        assert_eq!(rewrites, expected_rewrites, "{arch:?} float16");
+        let d16 = max_diff(&expected, &run_onnx(&f16_rewritten, &x, true));
+        assert!(
+            d16 < 0.05,
+            "{arch:?}: rewritten ONNX float16 differs from candle by {d16}"
         );
     }
 }
@@ -851,30 +870,4 @@ fn evaluate_measures_what_the_element_outputs() {
         &style.display().to_string(),
     ]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("'strength' in --model"));
-}
-
-#[test]
-fn export_writes_the_output_convolution_through_space_to_depth_unless_told_plain() {
-    let dir = tempfile::tempdir().unwrap();
-    let ops = |extra: &[&str]| {
-        let path = dir.path().join(format!("net{}.onnx", extra.len()));
-        let mut args = vec!["export", "--untrained", "johnson:4:1", "-o"];
-        let path_str = path.display().to_string();
-        args.push(&path_str);
-        args.extend_from_slice(extra);
-        ok(&rsstyle(&args));
-        ops_of(&std::fs::read(&path).unwrap())
-    };
-    let default = ops(&[]);
-    assert_eq!(
-        default.iter().filter(|o| *o == "SpaceToDepth").count(),
-        1,
-        "{default:?}"
-    );
-    let plain = ops(&["--plain-output-conv"]);
-    assert!(!plain.iter().any(|o| o == "SpaceToDepth"), "{plain:?}");
-    assert_eq!(
-        plain.iter().filter(|o| *o == "Conv").count(),
-        default.iter().filter(|o| *o == "Conv").count()
-    );
 }

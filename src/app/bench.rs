@@ -39,12 +39,13 @@ pub struct BenchArgs {
     /// CPU inference threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Inference device: cpu, cuda, cuda:N or auto.
+    /// Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Inference engine settings, comma-separated KEY=VALUE (frame-io=auto|float|bytes,
     /// cuda-nhwc=true|false, cuda-tf32=true|false, cuda-search=exhaustive|heuristic,
-    /// cuda-graph=true|false), as the element's `engine-options` property.
+    /// cuda-graph=true|false, profile=PATH, graph-rewrite=auto|true|false), as the element's
+    /// `engine-options` property.
     #[arg(long, default_value = "")]
     pub engine_options: String,
     /// Repetitions of each measurement (element and bare inference alternate); medians are

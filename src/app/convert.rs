@@ -31,7 +31,7 @@ pub struct ConvertArgs {
     /// Frames inferred together.
     #[arg(long, default_value_t = 1)]
     pub batch_size: u32,
-    /// Inference device: cpu, cuda, cuda:N or auto.
+    /// Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// CPU inference threads (0: one per core).

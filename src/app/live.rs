@@ -52,7 +52,7 @@ pub struct LiveArgs {
     /// Run the network on frames scaled by this factor (0.05..1).
     #[arg(long, default_value_t = 1.0)]
     pub inference_scale: f64,
-    /// Inference device: cpu, cuda, cuda:N or auto.
+    /// Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// CPU inference threads (0: one per core).

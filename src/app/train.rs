@@ -187,11 +187,6 @@ pub struct ExportArgs {
     /// Store weights and compute in float16.
     #[arg(long)]
     pub fp16: bool,
-    /// Write the image-out convolution as one plain convolution instead of through
-    /// SpaceToDepth (the default computes the same and runs faster on the CPU); for comparing
-    /// the two.
-    #[arg(long)]
-    pub plain_output_conv: bool,
     /// For CycleGAN runs: the generator to export.
     #[arg(long, value_enum, default_value = "a-to-b")]
     pub direction: DirectionArg,
@@ -428,7 +423,6 @@ pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
         &ExportOptions {
             fp16: a.fp16,
             description,
-            plain_output_conv: a.plain_output_conv,
         },
         &tmp,
     )?;

@@ -121,7 +121,11 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .build(),
             glib::ParamSpecString::builder("device")
                 .nick("Device")
-                .blurb("Inference device: cpu, cuda, cuda:N, or auto (CUDA if usable, else CPU with a warning)")
+                .blurb(
+                    "Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N (TensorRT with CUDA for \
+                     the rest; engines cached, see engine-options trt-cache), or auto (CUDA if usable, \
+                     else CPU with a warning)",
+                )
                 .default_value(Some(DEFAULT_DEVICE))
                 .mutable_ready()
                 .build(),
@@ -139,7 +143,10 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                      (bytes: the model graph converts uint8 frames on the device; auto: bytes on CUDA), \
                      cuda-nhwc=true|false (channels-last convolutions), cuda-tf32=true|false, \
                      cuda-search=exhaustive|heuristic (cuDNN algorithm choice), cuda-graph=true|false \
-                     (replay the model as a CUDA graph: one frame size, no conditioning input)",
+                     (replay the model as a CUDA graph: one frame size, no conditioning input), \
+                     profile=PATH (record ONNX Runtime's per-node profile), \
+                     graph-rewrite=auto|true|false (rewrite upsample and image-out convolutions \
+                     into faster equivalents; auto: on the CPU only)",
                 )
                 .mutable_ready()
                 .build(),

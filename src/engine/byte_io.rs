@@ -8,7 +8,7 @@
 //! in, `clamp(v · scale + offset, 0, 255) + 0.5` truncated out, so on the CPU the wrapped
 //! graph's bytes equal the unwrapped graph's output converted on the host.
 
-use onnx_protobuf::{Message, ModelProto, ValueInfoProto, tensor_proto::DataType};
+use onnx_protobuf::{ModelProto, ValueInfoProto, tensor_proto::DataType};
 
 use crate::model::{ChannelOrder, ElementType, Layout, Manifest};
 use crate::onnx::{Attr, Dim, Elem, GraphBuilder};
@@ -21,11 +21,9 @@ pub const BYTE_OUTPUT: &str = "rsstyle_rgb8_out";
 /// The operators added here need opset 8 (broadcasting Max/Min with scalars).
 const MIN_OPSET: i64 = 8;
 
-/// Returns `model` (ONNX bytes) with byte input and output around the image tensors that
-/// `manifest` names. Conditioning inputs are left as they are.
-pub fn wrap(model: &[u8], manifest: &Manifest) -> Result<Vec<u8>, String> {
-    let mut proto =
-        ModelProto::parse_from_bytes(model).map_err(|e| format!("cannot decode the model: {e}"))?;
+/// Puts byte input and output around the image tensors of `proto` that `manifest` names.
+/// Conditioning inputs are left as they are.
+pub fn wrap(proto: &mut ModelProto, manifest: &Manifest) -> Result<(), String> {
     let opset = proto
         .opset_import
         .iter()
@@ -57,9 +55,7 @@ pub fn wrap(model: &[u8], manifest: &Manifest) -> Result<Vec<u8>, String> {
     graph.node = nodes;
     graph.initializer.extend(input_proto.initializer);
     graph.initializer.extend(output_proto.initializer);
-    proto
-        .write_to_bytes()
-        .map_err(|e| format!("cannot encode the wrapped model: {e}"))
+    Ok(())
 }
 
 fn position(values: &[ValueInfoProto], name: &str) -> Result<usize, String> {
@@ -158,7 +154,7 @@ mod tests {
         }
     }
 
-    fn identity_model(opset: i64) -> Vec<u8> {
+    fn identity_model(opset: i64) -> ModelProto {
         let mut b = GraphBuilder::new("identity");
         let dims: Vec<Dim> = vec!["n".into(), 3.into(), "h".into(), "w".into()];
         let x = b.input("input", Elem::F32, &dims);
@@ -166,16 +162,14 @@ mod tests {
         b.output("output", Elem::F32, &dims);
         let mut proto = b.build();
         proto.opset_import[0].version = opset;
-        proto.write_to_bytes().unwrap()
+        proto
     }
 
     #[test]
     fn the_wrapped_graph_takes_and_returns_bytes() {
-        let wrapped = wrap(&identity_model(17), &manifest("input", "output")).unwrap();
-        let graph = ModelProto::parse_from_bytes(&wrapped)
-            .unwrap()
-            .graph
-            .unwrap();
+        let mut wrapped = identity_model(17);
+        wrap(&mut wrapped, &manifest("input", "output")).unwrap();
+        let graph = wrapped.graph.unwrap();
         let elem = |v: &ValueInfoProto| v.type_.tensor_type().elem_type;
         assert_eq!(graph.input.len(), 1);
         assert_eq!(graph.input[0].name, BYTE_INPUT);
@@ -194,11 +188,11 @@ mod tests {
     #[test]
     fn old_opsets_and_unknown_tensors_are_refused_with_the_reason() {
         assert_eq!(
-            wrap(&identity_model(7), &manifest("input", "output")),
+            wrap(&mut identity_model(7), &manifest("input", "output")),
             Err("the model's opset 7 is older than 8".to_string())
         );
         assert_eq!(
-            wrap(&identity_model(17), &manifest("image", "output")),
+            wrap(&mut identity_model(17), &manifest("image", "output")),
             Err("the graph has no tensor 'image'".to_string())
         );
     }

@@ -11,6 +11,9 @@ pub enum Device {
     Cpu,
     /// CUDA execution provider on GPU N; an error when it cannot be used.
     Cuda(u32),
+    /// TensorRT execution provider on GPU N (with the CUDA provider for the nodes TensorRT does
+    /// not take); an error when it cannot be used.
+    TensorRt(u32),
     /// CUDA on GPU 0 when it can be used, else the CPU (with a warning).
     Auto,
 }
@@ -18,16 +21,23 @@ pub enum Device {
 impl FromStr for Device {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("unknown device '{s}': expected cpu, cuda, cuda:N or auto");
+        let bad = || {
+            format!(
+                "unknown device '{s}': expected cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto"
+            )
+        };
         match s.trim() {
             "cpu" => Ok(Device::Cpu),
             "auto" => Ok(Device::Auto),
             "cuda" => Ok(Device::Cuda(0)),
-            other => other
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(Device::Cuda)
-                .ok_or_else(bad),
+            "tensorrt" => Ok(Device::TensorRt(0)),
+            other => {
+                let gpu = |prefix: &str| other.strip_prefix(prefix).and_then(|n| n.parse().ok());
+                gpu("cuda:")
+                    .map(Device::Cuda)
+                    .or_else(|| gpu("tensorrt:").map(Device::TensorRt))
+                    .ok_or_else(bad)
+            }
         }
     }
 }
@@ -37,6 +47,7 @@ impl fmt::Display for Device {
         match self {
             Device::Cpu => f.write_str("cpu"),
             Device::Cuda(n) => write!(f, "cuda:{n}"),
+            Device::TensorRt(n) => write!(f, "tensorrt:{n}"),
             Device::Auto => f.write_str("auto"),
         }
     }
@@ -83,6 +94,41 @@ pub struct CudaTuning {
     pub graph: bool,
 }
 
+/// Settings of ONNX Runtime's TensorRT execution provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorRtTuning {
+    /// Let TensorRT run layers in float16 (a float32 model's output then differs by about 1 in
+    /// 255).
+    pub fp16: bool,
+    /// Folder of built TensorRT engines and timing caches, reused across runs (building an
+    /// engine takes from seconds to minutes per model, frame size and batch size); `None`:
+    /// `$XDG_CACHE_HOME/rsstyle/tensorrt` or `~/.cache/rsstyle/tensorrt`.
+    pub cache: Option<std::path::PathBuf>,
+}
+
+impl Default for TensorRtTuning {
+    fn default() -> Self {
+        Self {
+            fp16: true,
+            cache: None,
+        }
+    }
+}
+
+impl TensorRtTuning {
+    /// The engine cache folder: the configured one or the per-user default.
+    pub fn cache_folder(&self) -> Option<std::path::PathBuf> {
+        if let Some(dir) = &self.cache {
+            return Some(dir.clone());
+        }
+        let env = |k| std::env::var_os(k).filter(|v| !v.is_empty());
+        let base = env("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
+        Some(base.join("rsstyle").join("tensorrt"))
+    }
+}
+
 impl Default for CudaTuning {
     fn default() -> Self {
         Self {
@@ -105,6 +151,9 @@ mod tests {
         assert_eq!("cuda".parse(), Ok(Device::Cuda(0)));
         assert_eq!("cuda:3".parse(), Ok(Device::Cuda(3)));
         assert_eq!(Device::Cuda(3).to_string(), "cuda:3");
+        assert_eq!("tensorrt".parse(), Ok(Device::TensorRt(0)));
+        assert_eq!("tensorrt:1".parse(), Ok(Device::TensorRt(1)));
+        assert_eq!(Device::TensorRt(1).to_string(), "tensorrt:1");
     }
 
     #[test]
@@ -122,9 +171,13 @@ mod tests {
     fn rejects_unknown_devices_naming_them() {
         assert_eq!(
             "gpu".parse::<Device>(),
-            Err("unknown device 'gpu': expected cpu, cuda, cuda:N or auto".to_string())
+            Err(
+                "unknown device 'gpu': expected cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto"
+                    .to_string()
+            )
         );
         assert!("cuda:x".parse::<Device>().is_err());
         assert!("cuda:-1".parse::<Device>().is_err());
+        assert!("tensorrt:x".parse::<Device>().is_err());
     }
 }

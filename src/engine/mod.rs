@@ -8,7 +8,7 @@ mod device;
 mod onnxruntime;
 mod runtime;
 
-pub use device::{CudaTuning, Device, FrameIo};
+pub use device::{CudaTuning, Device, FrameIo, TensorRtTuning};
 pub use onnxruntime::OrtEngine;
 pub use runtime::{RuntimeInfo, ort_library};
 
@@ -38,16 +38,21 @@ pub struct EngineOptions {
     pub frame_io: FrameIo,
     /// CUDA execution provider settings (ignored on the CPU).
     pub cuda: CudaTuning,
+    /// TensorRT execution provider settings (`device=tensorrt` only).
+    pub tensorrt: TensorRtTuning,
     /// Record ONNX Runtime's per-node profile into a file whose name starts with this path
     /// (`PATH-<process>-<engine>_<date>_<time>.json`, written when the engine is dropped).
     pub profile: Option<std::path::PathBuf>,
+    /// Whether the model's graph is rewritten into faster equivalent operators when it loads
+    /// ([`crate::onnx::rewrite`]); `None`: on the CPU only, where the rewrites were measured.
+    pub graph_rewrite: Option<bool>,
 }
 
 impl EngineOptions {
     /// The keys [`EngineOptions::apply`] takes, for help texts.
     pub const KEYS: &'static str = "frame-io=auto|float|bytes, cuda-nhwc=true|false, \
          cuda-tf32=true|false, cuda-search=exhaustive|heuristic, cuda-graph=true|false, \
-         profile=PATH";
+         profile=PATH, graph-rewrite=auto|true|false, trt-fp16=true|false, trt-cache=DIR";
 
     /// Applies comma-separated `key=value` settings (see [`EngineOptions::KEYS`]); an empty
     /// string changes nothing.
@@ -68,6 +73,13 @@ impl EngineOptions {
                 "cuda-nhwc" => self.cuda.prefer_nhwc = flag()?,
                 "cuda-tf32" => self.cuda.tf32 = flag()?,
                 "cuda-graph" => self.cuda.graph = flag()?,
+                "trt-fp16" => self.tensorrt.fp16 = flag()?,
+                "trt-cache" => {
+                    let path = value.trim();
+                    self.tensorrt.cache = (!path.is_empty()).then(|| path.into());
+                }
+                "graph-rewrite" if value.trim() == "auto" => self.graph_rewrite = None,
+                "graph-rewrite" => self.graph_rewrite = Some(flag()?),
                 "profile" => {
                     let path = value.trim();
                     self.profile = (!path.is_empty()).then(|| path.into());
@@ -164,6 +176,19 @@ mod tests {
         assert_eq!(o.profile, Some("/tmp/run 1/prof".into()));
         o.apply("profile=").unwrap();
         assert_eq!(o.profile, None);
+        assert_eq!(o.graph_rewrite, None);
+        assert!(o.tensorrt.fp16);
+        o.apply("trt-fp16=false, trt-cache=/var/cache/trt").unwrap();
+        assert!(!o.tensorrt.fp16);
+        assert_eq!(o.tensorrt.cache_folder(), Some("/var/cache/trt".into()));
+        o.apply("graph-rewrite=false").unwrap();
+        assert_eq!(o.graph_rewrite, Some(false));
+        o.apply("graph-rewrite=auto").unwrap();
+        assert_eq!(o.graph_rewrite, None);
+        assert_eq!(
+            o.apply("graph-rewrite=fast"),
+            Err("engine option graph-rewrite: 'fast' is not true or false".to_string())
+        );
         assert_eq!(
             o.apply("cuda-nhwc=maybe"),
             Err("engine option cuda-nhwc: 'maybe' is not true or false".to_string())

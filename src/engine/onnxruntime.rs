@@ -9,7 +9,9 @@ use ort::value::{DynValue, Tensor, TensorRef, ValueType};
 
 use super::byte_io::{self, BYTE_INPUT, BYTE_OUTPUT};
 use super::{Device, Engine, EngineError, EngineOptions, FrameIo, Output, runtime};
-use crate::model::{ElementType, Manifest, Model};
+use crate::model::{ElementType, Manifest, Model, SizeRule};
+use crate::onnx::rewrite::{self, Rewrites};
+use onnx_protobuf::{Message, ModelProto};
 
 /// A model loaded into one ONNX Runtime session.
 pub struct OrtEngine {
@@ -92,8 +94,12 @@ impl OrtEngine {
 
         let cuda_id = match options.device {
             Device::Cpu => None,
-            Device::Cuda(n) => Some(n),
+            Device::Cuda(n) | Device::TensorRt(n) => Some(n),
             Device::Auto => Some(0),
+        };
+        let tensorrt = match options.device {
+            Device::TensorRt(id) => Some(register_tensorrt(&mut builder, id, options)?),
+            _ => None,
         };
         let mut cuda_device = None;
         if let Some(id) = cuda_id {
@@ -103,7 +109,8 @@ impl OrtEngine {
                 .with_prefer_nhwc(tuning.prefer_nhwc)
                 .with_tf32(tuning.tf32)
                 .with_conv_max_workspace(true)
-                .with_cuda_graph(tuning.graph)
+                // Under TensorRT, its provider captures the graph.
+                .with_cuda_graph(tuning.graph && tensorrt.is_none())
                 .with_conv_algorithm_search(if tuning.exhaustive_search {
                     ConvAlgorithmSearch::Exhaustive
                 } else {
@@ -118,8 +125,15 @@ impl OrtEngine {
                         (tuning.graph, ", CUDA graph"),
                     ];
                     let flags: String = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
-                    description =
-                        format!("CUDA device {id} (ONNX Runtime {}{flags})", runtime.version);
+                    description = match &tensorrt {
+                        Some(trt) => format!(
+                            "TensorRT device {id} (ONNX Runtime {}, {trt}{flags})",
+                            runtime.version
+                        ),
+                        None => {
+                            format!("CUDA device {id} (ONNX Runtime {}{flags})", runtime.version)
+                        }
+                    };
                 }
                 Err(e) if options.device == Device::Auto => notes.warnings.push(format!(
                     "device=auto: CUDA is not usable ({}); running on the CPU",
@@ -174,20 +188,20 @@ impl OrtEngine {
                 ));
             }
         }
-        let session = if bytes {
-            let graph = std::fs::read(&model.path).map_err(|e| session_err(e.to_string()))?;
-            let wrapped = byte_io::wrap(&graph, &model.manifest)
-                .map_err(|e| session_err(format!("cannot take frames as bytes: {e}")))?;
-            builder
-                .commit_from_memory(&wrapped)
-                .map_err(|e| session_err(e.to_string()))?
+        let rewrite = options.graph_rewrite.unwrap_or(cuda_device.is_none());
+        let (session, rewrites) = if bytes || rewrite {
+            load_rewritten(builder, model, bytes, rewrite)?
         } else {
-            builder
+            let session = builder
                 .commit_from_file(&model.path)
-                .map_err(|e| session_err(e.to_string()))?
+                .map_err(|e| session_err(e.to_string()))?;
+            (session, Rewrites::default())
         };
         if bytes {
             description.push_str(", frames as bytes");
+        }
+        if rewrites.any() {
+            description.push_str(&format!(", graph rewritten: {rewrites}"));
         }
         if let Some(file) = &profile_file {
             description.push_str(&format!(", profiling to {file}_*.json"));
@@ -230,6 +244,93 @@ impl Drop for OrtEngine {
             let _ = self.session.end_profiling();
         }
     }
+}
+
+/// Registers ONNX Runtime's TensorRT provider for GPU `id`, with its engine cache folder
+/// (made if missing); returns how it is set up, for the engine description.
+fn register_tensorrt(
+    builder: &mut ort::session::builder::SessionBuilder,
+    id: u32,
+    options: &EngineOptions,
+) -> Result<String, EngineError> {
+    let trt = &options.tensorrt;
+    let cache = trt.cache_folder().ok_or_else(|| {
+        EngineError::Device(
+            "engine option trt-cache: not given, and neither XDG_CACHE_HOME nor HOME is set"
+                .to_string(),
+        )
+    })?;
+    let existed = cache.is_dir();
+    std::fs::create_dir_all(&cache).map_err(|e| {
+        EngineError::Device(format!(
+            "engine option trt-cache: cannot make folder '{}': {e}",
+            cache.display()
+        ))
+    })?;
+    let folder = cache.display().to_string();
+    ort::ep::TensorRT::default()
+        .with_device_id(id as i32)
+        .with_fp16(trt.fp16)
+        .with_engine_cache(true)
+        .with_engine_cache_path(&folder)
+        .with_timing_cache(true)
+        .with_timing_cache_path(&folder)
+        .with_cuda_graph(options.cuda.graph)
+        .register(builder)
+        .map_err(|e| {
+            if !existed {
+                // Leave nothing behind (only an empty folder made here is removed).
+                let _ = std::fs::remove_dir(&cache);
+            }
+            EngineError::Device(format!(
+                "device {}: the TensorRT execution provider cannot be used: {}",
+                options.device,
+                first_line(&e.to_string())
+            ))
+        })?;
+    let precision = if trt.fp16 { "fp16 allowed" } else { "fp32" };
+    Ok(format!("{precision}, engine cache {folder}"))
+}
+
+/// A session on the model's graph after the rewrites (when `rewrite`) and the byte wrapping
+/// (when `bytes`). A graph that neither changes is loaded from its file, which keeps external
+/// weight files working.
+fn load_rewritten(
+    mut builder: ort::session::builder::SessionBuilder,
+    model: &Model,
+    bytes: bool,
+    rewrite: bool,
+) -> Result<(Session, Rewrites), EngineError> {
+    let session_err = |reason: String| EngineError::Session {
+        path: model.path.display().to_string(),
+        reason,
+    };
+    let file = std::fs::read(&model.path).map_err(|e| session_err(e.to_string()))?;
+    let mut proto = ModelProto::parse_from_bytes(&file)
+        .map_err(|e| session_err(format!("cannot decode the model: {e}")))?;
+    let manifest = &model.manifest;
+    let even = match manifest.size {
+        SizeRule::Multiple(n) => n % 2 == 0,
+        SizeRule::Fixed { width, height } => width % 2 == 0 && height % 2 == 0,
+    };
+    let rewrites = if rewrite {
+        rewrite::optimize(&mut proto, even.then_some(manifest.output.as_str()))
+    } else {
+        Rewrites::default()
+    };
+    if bytes {
+        byte_io::wrap(&mut proto, manifest)
+            .map_err(|e| session_err(format!("cannot take frames as bytes: {e}")))?;
+    }
+    let session = if bytes || rewrites.any() {
+        let graph = proto
+            .write_to_bytes()
+            .map_err(|e| session_err(format!("cannot encode the rewritten model: {e}")))?;
+        builder.commit_from_memory(&graph)
+    } else {
+        builder.commit_from_file(&model.path)
+    };
+    Ok((session.map_err(|e| session_err(e.to_string()))?, rewrites))
 }
 
 fn first_line(s: &str) -> &str {

@@ -1,7 +1,9 @@
 //! Writing ONNX models: a small graph builder over the `onnx-protobuf` message types.
 //!
 //! Tests use it to build models whose output is known exactly; the trainer's exporter uses it
-//! to write trained networks.
+//! to write trained networks. [`rewrite`] speeds up a loaded model's graph.
+
+pub mod rewrite;
 
 use std::path::Path;
 
@@ -91,6 +93,16 @@ impl Attr {
         }
         a
     }
+}
+
+/// A constant tensor stored little-endian in `raw`.
+fn tensor_proto(name: &str, data_type: DataType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.to_string();
+    t.data_type = data_type as i32;
+    t.dims = dims.to_vec();
+    t.raw_data = raw;
+    t
 }
 
 /// Builds one ONNX model.
@@ -185,12 +197,9 @@ impl GraphBuilder {
             len,
             "constant '{name}' size"
         );
-        let mut t = TensorProto::new();
-        t.name = name.to_string();
-        t.data_type = data_type as i32;
-        t.dims = dims.to_vec();
-        t.raw_data = raw;
-        self.graph.initializer.push(t);
+        self.graph
+            .initializer
+            .push(tensor_proto(name, data_type, dims, raw));
         name.to_string()
     }
 

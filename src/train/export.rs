@@ -17,9 +17,6 @@ pub struct ExportOptions {
     pub fp16: bool,
     /// The manifest's description (what the model does, where it came from).
     pub description: Option<String>,
-    /// Write the image-out convolution as one plain convolution rather than through
-    /// SpaceToDepth (see `Writer::fits_space_to_depth`), e.g. to compare the two on a device.
-    pub plain_output_conv: bool,
 }
 
 struct Writer<'a> {
@@ -27,10 +24,6 @@ struct Writer<'a> {
     net: &'a Net,
     fp16: bool,
     upsamples: usize,
-    /// How many times smaller than the input the current activation is.
-    downscale: usize,
-    /// Few-output convolutions at full resolution go through SpaceToDepth.
-    space_to_depth: bool,
 }
 
 impl Writer<'_> {
@@ -49,121 +42,16 @@ impl Writer<'_> {
         }
     }
 
-    /// Whether a convolution is written as SpaceToDepth → convolution → DepthToSpace: a
-    /// stride-1 convolution at full resolution, reflection-padded to keep the size, with few
-    /// output channels (the image-out layer). ONNX Runtime's CPU layout pads output channels
-    /// to a block of 16, so 3 outputs cost 16; after SpaceToDepth the same convolution has
-    /// 4 × 3 = 12 outputs on a quarter of the pixels (a 9×9 kernel becomes 5×5), about twice
-    /// as fast at 640×480. Full-resolution sizes are even (size multiple 4), as it needs.
-    fn fits_space_to_depth(
-        &self,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        pad: Pad,
-    ) -> bool {
-        self.space_to_depth
-            && stride == 1
-            && self.downscale == 1
-            && self.net.arch.size_multiple().is_multiple_of(2)
-            && !k.is_multiple_of(2)
-            && k >= 5
-            && cout <= 4
-            && cout < cin
-            && pad == Pad::Reflect(k / 2)
-    }
-
-    /// A k×k convolution `name` (see [`Self::fits_space_to_depth`]) as SpaceToDepth(2), a
-    /// ⌈k/2⌉×⌈k/2⌉ convolution from 4·cin to 4·cout channels, and DepthToSpace(2). Output
-    /// pixel (2i + a, 2j + b) is channel block (a, b) of pixel (i, j); input pixel
-    /// (2i + r, 2j + s) is input block (r, s). The weights are the original ones moved, so
-    /// the result is the same up to summation order.
-    fn conv_space_to_depth(
-        &mut self,
-        name: &str,
-        x: String,
-        cin: usize,
-        cout: usize,
-        k: usize,
-    ) -> anyhow::Result<String> {
-        let p = (k / 2) as i64;
-        let pads = self
-            .b
-            .constant_i64(&format!("{name}.pads"), &[8], &[0, 0, p, p, 0, 0, p, p]);
-        let padded = self
-            .b
-            .op("Pad", &[&x, &pads], &[Attr::Str("mode", "reflect".into())]);
-        let blocks = self
-            .b
-            .op("SpaceToDepth", &[&padded], &[Attr::Int("blocksize", 2)]);
-        let weight: Vec<f32> = self
-            .net
-            .weight(&format!("{name}.weight"))
-            .flatten_all()?
-            .to_vec1()?;
-        let bias: Vec<f32> = self
-            .net
-            .weight(&format!("{name}.bias"))
-            .flatten_all()?
-            .to_vec1()?;
-        let k2 = k.div_ceil(2);
-        let mut moved = vec![0f32; 4 * cout * 4 * cin * k2 * k2];
-        let taps = (0..2).flat_map(|a| (0..2).flat_map(move |b| (0..k).map(move |u| (a, b, u))));
-        for (a, b, u) in taps {
-            for v in 0..k {
-                let (q, r) = ((a + u) / 2, (a + u) % 2);
-                let (t, s) = ((b + v) / 2, (b + v) % 2);
-                for o in 0..cout {
-                    let out = (a * 2 + b) * cout + o;
-                    for c in 0..cin {
-                        let input = (r * 2 + s) * cin + c;
-                        moved[((out * 4 * cin + input) * k2 + q) * k2 + t] +=
-                            weight[((o * cin + c) * k + u) * k + v];
-                    }
-                }
-            }
-        }
-        let moved = self.constant(
-            &format!("{name}.weight.space_to_depth"),
-            &[4 * cout as i64, 4 * cin as i64, k2 as i64, k2 as i64],
-            &moved,
-        );
-        let bias: Vec<f32> = (0..4).flat_map(|_| bias.iter().copied()).collect();
-        let bias = self.constant(
-            &format!("{name}.bias.space_to_depth"),
-            &[4 * cout as i64],
-            &bias,
-        );
-        let k2 = k2 as i64;
-        let y = self.b.op(
-            "Conv",
-            &[&blocks, &moved, &bias],
-            &[Attr::Ints("kernel_shape", vec![k2, k2])],
-        );
-        Ok(self.b.op(
-            "DepthToSpace",
-            &[&y],
-            &[Attr::Int("blocksize", 2), Attr::Str("mode", "DCR".into())],
-        ))
-    }
-
     fn layers(&mut self, layers: &[Layer], mut x: String) -> anyhow::Result<String> {
         for layer in layers {
             x = match layer {
                 Layer::Conv {
                     name,
-                    cin,
-                    cout,
                     k,
                     stride,
                     pad,
+                    ..
                 } => {
-                    if self.fits_space_to_depth(*cin, *cout, *k, *stride, *pad) {
-                        x = self.conv_space_to_depth(name, x, *cin, *cout, *k)?;
-                        continue;
-                    }
-                    self.downscale *= *stride;
                     let (k, s) = (*k as i64, *stride as i64);
                     let (input, zero) = match *pad {
                         Pad::Reflect(p) => {
@@ -197,7 +85,6 @@ impl Writer<'_> {
                     )
                 }
                 Layer::Deconv { name, .. } => {
-                    self.downscale /= 2;
                     let w = self.weight(&format!("{name}.weight"))?;
                     let bias = self.weight(&format!("{name}.bias"))?;
                     self.b.op(
@@ -237,7 +124,6 @@ impl Writer<'_> {
                 ),
                 Layer::Tanh => self.b.op("Tanh", &[&x], &[]),
                 Layer::Upsample2 => {
-                    self.downscale /= 2;
                     self.upsamples += 1;
                     let name = format!("upsample{}.scales", self.upsamples);
                     let scales = self.b.constant_f32(&name, &[4], &[1.0, 1.0, 2.0, 2.0]);
@@ -268,8 +154,6 @@ pub fn onnx_bytes(net: &Net, options: &ExportOptions) -> anyhow::Result<Vec<u8>>
         net,
         fp16: options.fp16,
         upsamples: 0,
-        downscale: 1,
-        space_to_depth: !options.plain_output_conv,
     };
     let elem = if options.fp16 { Elem::F16 } else { Elem::F32 };
     let dims: [Dim; 4] = ["n".into(), 3.into(), "h".into(), "w".into()];
