@@ -8,7 +8,7 @@
 
 use super::{
     Blend, FrameMut, FrameRef, Geometry, PixelFormat, Resample, TensorFormat, band_count,
-    for_row_bands, frame_to_tensor, tensor_to_frame,
+    for_row_bands, frame_to_tensor, tensor_to_frame_threads,
 };
 use crate::model::{ChannelOrder, Layout, ValueRange};
 
@@ -54,7 +54,7 @@ pub fn rgb_to_frame(
 ) {
     let plain = blend.strength >= 1.0 && !blend.preserve_color;
     if !plain || geometry.resample != Resample::Pad || input.format != out.format {
-        return tensor_to_frame(tensor, geometry, &RGB_BYTES, blend, input, out);
+        return tensor_to_frame_threads(tensor, geometry, &RGB_BYTES, blend, input, out, threads);
     }
     let row_len = 3 * geometry.tensor_width;
     for_row_bands(input, out, bands(input, threads), |input, out, first| {
@@ -155,6 +155,7 @@ fn shuffle_out<const BPP: usize, const R: usize, const B: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::tensor_to_frame;
     use crate::model::SizeRule;
 
     /// A frame of `height` rows of `stride` bytes with distinct values.

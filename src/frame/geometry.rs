@@ -121,3 +121,61 @@ pub(crate) fn lerp2(a: f32, b: f32, c: f32, d: f32, fx: f32, fy: f32) -> f32 {
     let bottom = c + (d - c) * fx;
     top + (bottom - top) * fy
 }
+
+/// [`bilinear_tap`] for every index `0..dst_len`, computed once per frame rather than per pixel.
+pub(crate) fn bilinear_taps(dst_len: usize, src_len: usize) -> Vec<(usize, usize, f32)> {
+    (0..dst_len)
+        .map(|i| bilinear_tap(i, dst_len, src_len))
+        .collect()
+}
+
+/// Two source rows resized horizontally (three channels a pixel), for bilinear upscaling row by
+/// row: consecutive output rows mostly read the same pair of source rows, so each is resized
+/// once. Resizing rows first and then blending two of them computes what [`lerp2`] computes.
+pub(crate) struct RowPair {
+    rows: [(Option<usize>, Vec<[f32; 3]>); 2],
+}
+
+impl RowPair {
+    pub(crate) fn new(width: usize) -> Self {
+        Self {
+            rows: std::array::from_fn(|_| (None, vec![[0.0; 3]; width])),
+        }
+    }
+
+    /// Source rows `r0` and `r1` resized, filling a row that is not held with `fill(r, row)`.
+    pub(crate) fn get(
+        &mut self,
+        r0: usize,
+        r1: usize,
+        mut fill: impl FnMut(usize, &mut [[f32; 3]]),
+    ) -> (&[[f32; 3]], &[[f32; 3]]) {
+        let s0 = self.slot(r0, None, &mut fill);
+        let s1 = self.slot(r1, Some(s0), &mut fill);
+        (&self.rows[s0].1, &self.rows[s1].1)
+    }
+
+    /// The slot holding row `r`, filled if needed in a slot other than `keep` (an empty one,
+    /// else the one with the lower row: rows are asked for in increasing order).
+    fn slot(
+        &mut self,
+        r: usize,
+        keep: Option<usize>,
+        fill: &mut impl FnMut(usize, &mut [[f32; 3]]),
+    ) -> usize {
+        if let Some(s) = (0..2).find(|&s| self.rows[s].0 == Some(r)) {
+            return s;
+        }
+        let s = match keep {
+            Some(k) => 1 - k,
+            None => match (self.rows[0].0, self.rows[1].0) {
+                (None, _) => 0,
+                (_, None) => 1,
+                (Some(a), Some(b)) => usize::from(b < a),
+            },
+        };
+        fill(r, &mut self.rows[s].1);
+        self.rows[s].0 = Some(r);
+        s
+    }
+}

@@ -153,14 +153,13 @@ pub fn frame_to_tensor<T: TensorValue>(
             0,
         ),
         Resample::Bilinear => {
+            let taps_x = geometry::bilinear_taps(geometry.tensor_width, frame.width);
             for ty in 0..geometry.tensor_height {
                 let (y0, y1, fy) = geometry::bilinear_tap(ty, geometry.tensor_height, frame.height);
                 let r0 = &frame.data[y0 * frame.stride..];
                 let r1 = &frame.data[y1 * frame.stride..];
                 let base = ty * geometry.tensor_width;
-                for tx in 0..geometry.tensor_width {
-                    let (x0, x1, fx) =
-                        geometry::bilinear_tap(tx, geometry.tensor_width, frame.width);
+                for (tx, &(x0, x1, fx)) in taps_x.iter().enumerate() {
                     let i = base + tx;
                     for &(start, step, off) in &planes {
                         let v = geometry::lerp2(
@@ -382,6 +381,20 @@ pub fn tensor_to_frame<T: TensorValue>(
     input: &FrameRef,
     out: &mut FrameMut,
 ) {
+    tensor_rows(tensor, geometry, format, blend, input, out, 0)
+}
+
+/// [`tensor_to_frame`] for frame rows `first..first + out.height`, which `out` and `input`
+/// hold.
+fn tensor_rows<T: TensorValue>(
+    tensor: &[T],
+    geometry: &Geometry,
+    format: &TensorFormat,
+    blend: &Blend,
+    input: &FrameRef,
+    out: &mut FrameMut,
+    first: usize,
+) {
     debug_assert_eq!(tensor.len(), 3 * geometry.tensor_pixels());
     let (lo, hi) = format.range.bounds();
     // pixel = value · scale + offset
@@ -405,39 +418,45 @@ pub fn tensor_to_frame<T: TensorValue>(
     let plain = strength == 1.0 && !blend.preserve_color;
     let tw = geometry.tensor_width;
     if plain && geometry.resample == Resample::Pad {
-        return plain_rows(tensor, geometry, format, input, out, 0);
+        return plain_rows(tensor, geometry, format, input, out, first);
     }
 
+    let bilinear = geometry.resample == Resample::Bilinear;
+    let taps_x = if bilinear {
+        geometry::bilinear_taps(geometry.frame_width, tw)
+    } else {
+        Vec::new()
+    };
+    let mut resized = geometry::RowPair::new(if bilinear { out.width } else { 0 });
+    // Tensor row `r` resized to the frame's width (the top or bottom row of [`geometry::lerp2`]).
+    let resize_row = |r: usize, row: &mut [[f32; 3]]| {
+        for (px, &(x0, x1, fx)) in row.iter_mut().zip(&taps_x) {
+            *px = std::array::from_fn(|rgb| {
+                let (a, b) = (sample(r * tw + x0, rgb), sample(r * tw + x1, rgb));
+                a + (b - a) * fx
+            });
+        }
+    };
     for y in 0..out.height {
         let in_row = &input.data[y * input.stride..][..out.width * bpp];
         let out_row = &mut out.data[y * out.stride..][..out.width * bpp];
-        let tap_y = match geometry.resample {
-            Resample::Pad => None,
-            Resample::Bilinear => Some(geometry::bilinear_tap(
-                y,
-                out.height,
-                geometry.tensor_height,
-            )),
-        };
+        let frame_y = first + y;
+        let rows_y = bilinear.then(|| {
+            let (y0, y1, fy) =
+                geometry::bilinear_tap(frame_y, geometry.frame_height, geometry.tensor_height);
+            let (top, bottom) = resized.get(y0, y1, resize_row);
+            (top, bottom, fy)
+        });
         for (x, (in_px, out_px)) in in_row
             .chunks_exact(bpp)
             .zip(out_row.chunks_exact_mut(bpp))
             .enumerate()
         {
-            let mut styled: [f32; 3] = match tap_y {
-                None => std::array::from_fn(|rgb| sample(y * tw + x, rgb)),
-                Some((y0, y1, fy)) => {
-                    let (x0, x1, fx) = geometry::bilinear_tap(x, out.width, tw);
-                    std::array::from_fn(|rgb| {
-                        geometry::lerp2(
-                            sample(y0 * tw + x0, rgb),
-                            sample(y0 * tw + x1, rgb),
-                            sample(y1 * tw + x0, rgb),
-                            sample(y1 * tw + x1, rgb),
-                            fx,
-                            fy,
-                        )
-                    })
+            let mut styled: [f32; 3] = match rows_y {
+                None => std::array::from_fn(|rgb| sample(frame_y * tw + x, rgb)),
+                Some((top, bottom, fy)) => {
+                    let (t, b) = (top[x], bottom[x]);
+                    std::array::from_fn(|rgb| t[rgb] + (b[rgb] - t[rgb]) * fy)
                 }
             };
             if !plain {
@@ -553,8 +572,8 @@ fn plain_rows<T: TensorValue>(
     }
 }
 
-/// [`tensor_to_frame`] on up to `threads` threads, each writing a band of rows, when there is
-/// nothing to blend and nothing to resize; otherwise on the calling thread.
+/// [`tensor_to_frame`] on up to `threads` threads, each writing a band of rows (large frames
+/// only).
 pub fn tensor_to_frame_threads<T: TensorValue>(
     tensor: &[T],
     geometry: &Geometry,
@@ -564,14 +583,12 @@ pub fn tensor_to_frame_threads<T: TensorValue>(
     out: &mut FrameMut,
     threads: usize,
 ) {
-    let plain = blend.strength >= 1.0 && !blend.preserve_color;
     let bands = band_count(out.width, out.height, threads);
-    if !plain || bands < 2 || geometry.resample != Resample::Pad {
+    if bands < 2 {
         return tensor_to_frame(tensor, geometry, format, blend, input, out);
     }
-    debug_assert_eq!(tensor.len(), 3 * geometry.tensor_pixels());
     for_row_bands(input, out, bands, |input, out, first| {
-        plain_rows(tensor, geometry, format, input, out, first)
+        tensor_rows(tensor, geometry, format, blend, input, out, first)
     });
 }
 

@@ -358,3 +358,162 @@ fn conversion_matches_the_per_byte_formula_for_every_format_layout_and_range() {
         }
     }
 }
+
+/// Frame `(w, h)` ↔ tensor `(tw, th)` resized, for a format, as the per-pixel formula defines it:
+/// each tensor (or frame) pixel is [`lerp2`] of its four [`bilinear_tap`] neighbours.
+#[test]
+fn bilinear_resizing_matches_the_per_pixel_formula() {
+    use super::geometry::lerp2;
+    let (w, h, tw, th) = (13, 7, 5, 3);
+    let fixed = SizeRule::Fixed {
+        width: tw,
+        height: th,
+    };
+    let g = Geometry::new(w, h, fixed);
+    assert_eq!(g.resample, Resample::Bilinear);
+    let formats = [
+        (
+            PixelFormat::Rgba,
+            Layout::Nchw,
+            ChannelOrder::Rgb,
+            ValueRange::Byte,
+        ),
+        (
+            PixelFormat::Bgrx,
+            Layout::Nhwc,
+            ChannelOrder::Bgr,
+            ValueRange::Signed,
+        ),
+    ];
+    for (pixel_format, layout, channel_order, range) in formats {
+        let format = TensorFormat {
+            layout,
+            channel_order,
+            range,
+        };
+        let bpp = pixel_format.bytes_per_pixel();
+        let data: Vec<u8> = (0..w * h * bpp).map(|i| (i * 37 % 251) as u8).collect();
+        let f = frame(&data, w, h, pixel_format);
+        let (lo, hi) = range.bounds();
+        let channel = |c: usize| format.channel_index(c, tw * th);
+        let frame_byte = |x: usize, y: usize, c: usize| {
+            data[y * w * bpp + x * bpp + pixel_format.rgb_offsets()[format.rgb_channel(c)]] as f32
+        };
+
+        // Frame → tensor.
+        let mut t = vec![0f32; 3 * tw * th];
+        frame_to_tensor(&f, &g, &format, &mut t);
+        for ty in 0..th {
+            let (y0, y1, fy) = bilinear_tap(ty, th, h);
+            for tx in 0..tw {
+                let (x0, x1, fx) = bilinear_tap(tx, tw, w);
+                for c in 0..3 {
+                    let v = lerp2(
+                        frame_byte(x0, y0, c),
+                        frame_byte(x1, y0, c),
+                        frame_byte(x0, y1, c),
+                        frame_byte(x1, y1, c),
+                        fx,
+                        fy,
+                    );
+                    let (start, step) = channel(c);
+                    let expected = lo + v * ((hi - lo) / 255.0);
+                    assert_eq!(
+                        t[start + (ty * tw + tx) * step],
+                        expected,
+                        "{pixel_format} {c}"
+                    );
+                }
+            }
+        }
+
+        // Tensor → frame, blended with the input.
+        let t: Vec<f32> = (0..3 * tw * th)
+            .map(|i| lo + (hi - lo) * (i * 7 % 11) as f32 / 10.0)
+            .collect();
+        let blend = Blend {
+            strength: 0.7,
+            preserve_color: false,
+        };
+        let mut out = vec![0u8; data.len()];
+        let mut o = frame_mut(&mut out, w, h, pixel_format);
+        tensor_to_frame(&t, &g, &format, &blend, &f, &mut o);
+        let scale = 255.0 / (hi - lo);
+        let sample = |x: usize, y: usize, rgb: usize| {
+            let c = (0..3).find(|&c| format.rgb_channel(c) == rgb).unwrap();
+            let (start, step) = channel(c);
+            t[start + (y * tw + x) * step] * scale - lo * scale
+        };
+        for y in 0..h {
+            let (y0, y1, fy) = bilinear_tap(y, h, th);
+            for x in 0..w {
+                let (x0, x1, fx) = bilinear_tap(x, w, tw);
+                for rgb in 0..3 {
+                    let styled = lerp2(
+                        sample(x0, y0, rgb),
+                        sample(x1, y0, rgb),
+                        sample(x0, y1, rgb),
+                        sample(x1, y1, rgb),
+                        fx,
+                        fy,
+                    );
+                    let at = y * w * bpp + x * bpp + pixel_format.rgb_offsets()[rgb];
+                    let original = data[at] as f32;
+                    let expected = to_byte(0.7 * styled + (1.0 - 0.7) * original);
+                    assert_eq!(out[at], expected, "{pixel_format} ({x}, {y}) {rgb}");
+                }
+                if let Some(a) = pixel_format.alpha_offset() {
+                    let at = y * w * bpp + x * bpp + a;
+                    assert_eq!(out[at], data[at]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn threads_write_what_one_thread_writes_when_resizing_or_blending() {
+    let (w, h) = (640, 480);
+    assert!(w * h >= PARALLEL_PIXELS);
+    let format = PixelFormat::Rgbx;
+    let data: Vec<u8> = (0..w * h * 4).map(|i| (i * 31 % 253) as u8).collect();
+    let f = frame(&data, w, h, format);
+    let cases = [
+        (SizeRule::Multiple(4), 0.5, Blend::default()),
+        (
+            SizeRule::Multiple(4),
+            0.5,
+            Blend {
+                strength: 0.6,
+                preserve_color: true,
+            },
+        ),
+        (
+            SizeRule::Multiple(8),
+            1.0,
+            Blend {
+                strength: 0.3,
+                preserve_color: false,
+            },
+        ),
+    ];
+    for (rule, scale, blend) in cases {
+        let g = Geometry::scaled(w, h, rule, scale);
+        let t: Vec<f32> = (0..3 * g.tensor_pixels())
+            .map(|i| (i * 13 % 256) as f32)
+            .collect();
+        let mut one = vec![0u8; data.len()];
+        tensor_to_frame(
+            &t,
+            &g,
+            &NCHW_RGB_BYTE,
+            &blend,
+            &f,
+            &mut frame_mut(&mut one, w, h, format),
+        );
+        let mut three = vec![0u8; data.len()];
+        let mut o = frame_mut(&mut three, w, h, format);
+        tensor_to_frame_threads(&t, &g, &NCHW_RGB_BYTE, &blend, &f, &mut o, 3);
+        assert!(one == three, "{:?} {blend:?}", g.resample);
+    }
+}
