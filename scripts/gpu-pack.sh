@@ -39,11 +39,12 @@ if ! ls "$wheel_dir"/onnxruntime_gpu-1.30.0-*.whl >/dev/null 2>&1; then
 fi
 wheel="$(ls "$wheel_dir"/onnxruntime_gpu-1.30.0-*.whl | head -1)"
 libs="$wheel_dir/lib"
-if [ ! -f "$libs/libonnxruntime_providers_cuda.so" ]; then
+if [ ! -f "$libs/libonnxruntime_providers_tensorrt.so" ]; then
   mkdir -p "$libs"
   unzip -q -o -j "$wheel" 'onnxruntime/capi/libonnxruntime.so.1.30.0' \
     'onnxruntime/capi/libonnxruntime_providers_cuda.so' \
-    'onnxruntime/capi/libonnxruntime_providers_shared.so' -d "$libs"
+    'onnxruntime/capi/libonnxruntime_providers_shared.so' \
+    'onnxruntime/capi/libonnxruntime_providers_tensorrt.so' -d "$libs"
 fi
 slim="$wheel_dir/libonnxruntime_providers_cuda.sm$arch.so"
 if [ ! "$slim" -nt "$libs/libonnxruntime_providers_cuda.so" ]; then
@@ -53,6 +54,8 @@ mkdir -p .gpu/ort .gpu/app
 pack "$libs/libonnxruntime.so.1.30.0" .gpu/ort/libonnxruntime.so.1.30.0.xz
 pack "$slim" .gpu/ort/libonnxruntime_providers_cuda.so.xz
 cp "$libs/libonnxruntime_providers_shared.so" .gpu/ort/
+# device=tensorrt needs it (1 MB), and TensorRT's own libraries where the bench runs.
+pack "$libs/libonnxruntime_providers_tensorrt.so" .gpu/ort/libonnxruntime_providers_tensorrt.so.xz
 
 # rsstyle and the GStreamer it links.
 if [ "$build" -eq 1 ]; then
