@@ -73,8 +73,8 @@ impl fmt::Display for Rewrites {
 
 /// Rewrites the patterns described in the module documentation in `model`. `even_output`
 /// names a graph output whose height and width are known to be even (the output
-/// convolution's rewrite needs it). Models that keep weights in external files are left
-/// alone.
+/// convolution's rewrite needs it). Models that keep weights in external files or have
+/// subgraphs are left alone.
 pub fn optimize(model: &mut ModelProto, even_output: Option<&str>) -> Rewrites {
     let mut done = Rewrites::default();
     let Some(graph) = model.graph.as_mut() else {
@@ -84,7 +84,13 @@ pub fn optimize(model: &mut ModelProto, even_output: Option<&str>) -> Rewrites {
         .initializer
         .iter()
         .any(|t| t.data_location.enum_value() == Ok(DataLocation::EXTERNAL));
-    if external {
+    // A subgraph (If, Loop, Scan) may read any outer tensor without naming it as an input.
+    let subgraphs = graph
+        .node
+        .iter()
+        .flat_map(|n| &n.attribute)
+        .any(|a| a.g.is_some() || !a.graphs.is_empty());
+    if external || subgraphs {
         return done;
     }
 
@@ -121,7 +127,27 @@ pub fn optimize(model: &mut ModelProto, even_output: Option<&str>) -> Rewrites {
     }
     graph.initializer.extend(tensors);
     drop_unused_initializers(graph);
+    drop_stale_value_info(graph);
     done
+}
+
+/// Removes shape annotations of tensors that no node produces any more (the removed
+/// upsampled and padded images).
+fn drop_stale_value_info(graph: &mut GraphProto) {
+    let produced: HashSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().map(String::as_str))
+        .chain(graph.input.iter().map(|v| v.name.as_str()))
+        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+        .collect();
+    let keep: Vec<bool> = graph
+        .value_info
+        .iter()
+        .map(|v| produced.contains(v.name.as_str()))
+        .collect();
+    let mut keep = keep.into_iter();
+    graph.value_info.retain(|_| keep.next().unwrap_or(true));
 }
 
 /// Removes initializers that no node reads any more (ONNX Runtime warns about each).

@@ -156,6 +156,34 @@ fn both_patterns_are_rewritten_and_the_old_constants_dropped() {
 }
 
 #[test]
+fn shape_annotations_of_removed_tensors_go_with_them() {
+    let mut model = decoder(Elem::F32);
+    let g = model.graph.as_mut().unwrap();
+    let annotate = |name: &str| {
+        let mut v = g.output[0].clone();
+        v.name = name.to_string();
+        v
+    };
+    // The upsampled image, its padded copy, and the 3×3 convolution's output (kept).
+    let names = [
+        &g.node[0].output[0],
+        &g.node[1].output[0],
+        &g.node[2].output[0],
+    ];
+    let infos: Vec<_> = names.iter().map(|n| annotate(n)).collect();
+    let kept = infos[2].name.clone();
+    g.value_info = infos;
+    assert_eq!(optimize(&mut model, Some("output")), BOTH);
+    let left: Vec<&str> = model
+        .graph
+        .value_info
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(left, [kept.as_str()]);
+}
+
+#[test]
 fn the_transposed_kernel_sums_the_taps_each_phase_reads() {
     let mut model = decoder(Elem::F32);
     let w1 = float_values(
@@ -316,6 +344,19 @@ fn near_misses_are_left_alone() {
     for (what, tweak, expected) in cases {
         assert_eq!(rewrite_with(tweak), expected, "{what}");
     }
+}
+
+#[test]
+fn subgraphs_leave_the_model_untouched() {
+    let mut model = decoder(Elem::F32);
+    let body = decoder(Elem::F32).graph.unwrap();
+    let mut a = Attr::Int("then_branch", 0).to_proto();
+    a.type_ = onnx_protobuf::attribute_proto::AttributeType::GRAPH.into();
+    a.g = Some(body).into();
+    model.graph.as_mut().unwrap().node[3].attribute.push(a);
+    let before = model.clone();
+    assert_eq!(optimize(&mut model, Some("output")), Rewrites::default());
+    assert_eq!(model, before);
 }
 
 #[test]
