@@ -365,6 +365,8 @@ fn conversion_matches_the_per_byte_formula_for_every_format_layout_and_range() {
 fn bilinear_resizing_matches_the_per_pixel_formula() {
     use super::geometry::lerp2;
     let (w, h, tw, th) = (13, 7, 5, 3);
+    // Frame → tensor, then tensor → frame blended (per pixel) and plain (whole words for
+    // 4-byte pixels).
     let fixed = SizeRule::Fixed {
         width: tw,
         height: th,
@@ -431,40 +433,45 @@ fn bilinear_resizing_matches_the_per_pixel_formula() {
         let t: Vec<f32> = (0..3 * tw * th)
             .map(|i| lo + (hi - lo) * (i * 7 % 11) as f32 / 10.0)
             .collect();
-        let blend = Blend {
-            strength: 0.7,
-            preserve_color: false,
-        };
-        let mut out = vec![0u8; data.len()];
-        let mut o = frame_mut(&mut out, w, h, pixel_format);
-        tensor_to_frame(&t, &g, &format, &blend, &f, &mut o);
-        let scale = 255.0 / (hi - lo);
-        let sample = |x: usize, y: usize, rgb: usize| {
-            let c = (0..3).find(|&c| format.rgb_channel(c) == rgb).unwrap();
-            let (start, step) = channel(c);
-            t[start + (y * tw + x) * step] * scale - lo * scale
-        };
-        for y in 0..h {
-            let (y0, y1, fy) = bilinear_tap(y, h, th);
-            for x in 0..w {
-                let (x0, x1, fx) = bilinear_tap(x, w, tw);
-                for rgb in 0..3 {
-                    let styled = lerp2(
-                        sample(x0, y0, rgb),
-                        sample(x1, y0, rgb),
-                        sample(x0, y1, rgb),
-                        sample(x1, y1, rgb),
-                        fx,
-                        fy,
-                    );
-                    let at = y * w * bpp + x * bpp + pixel_format.rgb_offsets()[rgb];
-                    let original = data[at] as f32;
-                    let expected = to_byte(0.7 * styled + (1.0 - 0.7) * original);
-                    assert_eq!(out[at], expected, "{pixel_format} ({x}, {y}) {rgb}");
-                }
-                if let Some(a) = pixel_format.alpha_offset() {
-                    let at = y * w * bpp + x * bpp + a;
-                    assert_eq!(out[at], data[at]);
+        for strength in [0.7, 1.0] {
+            let blend = Blend {
+                strength,
+                preserve_color: false,
+            };
+            let mut out = vec![0u8; data.len()];
+            let mut o = frame_mut(&mut out, w, h, pixel_format);
+            tensor_to_frame(&t, &g, &format, &blend, &f, &mut o);
+            let scale = 255.0 / (hi - lo);
+            let sample = |x: usize, y: usize, rgb: usize| {
+                let c = (0..3).find(|&c| format.rgb_channel(c) == rgb).unwrap();
+                let (start, step) = channel(c);
+                t[start + (y * tw + x) * step] * scale - lo * scale
+            };
+            for y in 0..h {
+                let (y0, y1, fy) = bilinear_tap(y, h, th);
+                for x in 0..w {
+                    let (x0, x1, fx) = bilinear_tap(x, w, tw);
+                    for rgb in 0..3 {
+                        let styled = lerp2(
+                            sample(x0, y0, rgb),
+                            sample(x1, y0, rgb),
+                            sample(x0, y1, rgb),
+                            sample(x1, y1, rgb),
+                            fx,
+                            fy,
+                        );
+                        let at = y * w * bpp + x * bpp + pixel_format.rgb_offsets()[rgb];
+                        let original = data[at] as f32;
+                        let expected = to_byte(strength * styled + (1.0 - strength) * original);
+                        assert_eq!(
+                            out[at], expected,
+                            "{pixel_format} {strength} ({x}, {y}) {rgb}"
+                        );
+                    }
+                    if let Some(a) = pixel_format.alpha_offset() {
+                        let at = y * w * bpp + x * bpp + a;
+                        assert_eq!(out[at], data[at]);
+                    }
                 }
             }
         }
