@@ -7,6 +7,7 @@ mod app;
 
 use clap::{Parser, Subcommand};
 use gstrsstyle::model::{ManifestPatch, Model};
+use protobuf::Message;
 
 #[derive(Parser)]
 #[command(
@@ -106,6 +107,10 @@ fn inspect(
             println!("opset:         {opset}");
         }
         print!("{}", model.manifest.describe());
+        let mut graph = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(path)?)?;
+        let rewrites =
+            gstrsstyle::onnx::rewrite::optimize(&mut graph, model.manifest.even_sized_output());
+        println!("CPU rewrites:  {rewrites} (engine-options graph-rewrite)");
     }
     Ok(())
 }

@@ -48,6 +48,10 @@ fn inspect_prints_the_manifest() {
         ),
         "{text}"
     );
+    assert!(
+        text.ends_with("CPU rewrites:  none (engine-options graph-rewrite)\n"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -368,6 +368,9 @@ fn style_run_logs_samples_plots_checkpoints_and_exports_a_model_the_element_runs
     let inspect = ok(&rsstyle(&["inspect", &model.display().to_string()]));
     assert!(inspect.contains("embedded"), "{inspect}");
     assert!(inspect.contains("-1..1"), "{inspect}");
+    let rewrites = "CPU rewrites:  2 upsample convolutions as transposed, \
+                    1 output convolution through SpaceToDepth";
+    assert!(inspect.contains(rewrites), "{inspect}");
     let (w, h) = (36, 20);
     let out = run_frame(
         &[("model", model.display().to_string().to_value())],

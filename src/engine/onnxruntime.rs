@@ -9,7 +9,7 @@ use ort::value::{DynValue, Tensor, TensorRef, ValueType};
 
 use super::byte_io::{self, BYTE_INPUT, BYTE_OUTPUT};
 use super::{Device, Engine, EngineError, EngineOptions, FrameIo, Output, runtime};
-use crate::model::{ElementType, Manifest, Model, SizeRule};
+use crate::model::{ElementType, Manifest, Model};
 use crate::onnx::rewrite::{self, Rewrites};
 use onnx_protobuf::{Message, ModelProto};
 
@@ -309,12 +309,8 @@ fn load_rewritten(
     let mut proto = ModelProto::parse_from_bytes(&file)
         .map_err(|e| session_err(format!("cannot decode the model: {e}")))?;
     let manifest = &model.manifest;
-    let even = match manifest.size {
-        SizeRule::Multiple(n) => n % 2 == 0,
-        SizeRule::Fixed { width, height } => width % 2 == 0 && height % 2 == 0,
-    };
     let rewrites = if rewrite {
-        rewrite::optimize(&mut proto, even.then_some(manifest.output.as_str()))
+        rewrite::optimize(&mut proto, manifest.even_sized_output())
     } else {
         Rewrites::default()
     };

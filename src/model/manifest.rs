@@ -271,6 +271,16 @@ impl Manifest {
         self.conditioning.as_ref().map_or(1, |c| c.length)
     }
 
+    /// The image output's name when its height and width are always even, as every tensor
+    /// the element feeds the model is (some graph rewrites need it).
+    pub fn even_sized_output(&self) -> Option<&str> {
+        let even = match self.size {
+            SizeRule::Multiple(n) => n % 2 == 0,
+            SizeRule::Fixed { width, height } => width % 2 == 0 && height % 2 == 0,
+        };
+        even.then_some(self.output.as_str())
+    }
+
     /// A human-readable multi-line summary.
     pub fn describe(&self) -> String {
         let mut s = String::new();

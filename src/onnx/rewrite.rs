@@ -64,7 +64,7 @@ impl fmt::Display for Rewrites {
             ));
         }
         if parts.is_empty() {
-            f.write_str("nothing rewritten")
+            f.write_str("none")
         } else {
             f.write_str(&parts.join(", "))
         }

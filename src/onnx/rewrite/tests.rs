@@ -379,7 +379,7 @@ fn says_what_it_rewrote() {
         output_convs: 0,
     };
     assert_eq!(two.to_string(), "2 upsample convolutions as transposed");
-    assert_eq!(Rewrites::default().to_string(), "nothing rewritten");
+    assert_eq!(Rewrites::default().to_string(), "none");
 }
 
 fn int_bytes(v: &[i64]) -> Vec<u8> {
