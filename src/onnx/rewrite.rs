@@ -131,40 +131,30 @@ pub fn optimize(model: &mut ModelProto, even_output: Option<&str>) -> Rewrites {
     done
 }
 
+/// Removes initializers that nothing reads any more (ONNX Runtime warns about each); those
+/// that are also graph inputs stay, as defaults of optional inputs.
+fn drop_unused_initializers(graph: &mut GraphProto) {
+    let used: HashSet<String> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().cloned())
+        .chain(graph.output.iter().map(|o| o.name.clone()))
+        .chain(graph.input.iter().map(|v| v.name.clone()))
+        .collect();
+    graph.initializer.retain(|t| used.contains(&t.name));
+}
+
 /// Removes shape annotations of tensors that no node produces any more (the removed
 /// upsampled and padded images).
 fn drop_stale_value_info(graph: &mut GraphProto) {
-    let produced: HashSet<&str> = graph
+    let produced: HashSet<String> = graph
         .node
         .iter()
-        .flat_map(|n| n.output.iter().map(String::as_str))
-        .chain(graph.input.iter().map(|v| v.name.as_str()))
-        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+        .flat_map(|n| n.output.iter().cloned())
+        .chain(graph.input.iter().map(|v| v.name.clone()))
+        .chain(graph.initializer.iter().map(|t| t.name.clone()))
         .collect();
-    let keep: Vec<bool> = graph
-        .value_info
-        .iter()
-        .map(|v| produced.contains(v.name.as_str()))
-        .collect();
-    let mut keep = keep.into_iter();
-    graph.value_info.retain(|_| keep.next().unwrap_or(true));
-}
-
-/// Removes initializers that no node reads any more (ONNX Runtime warns about each).
-fn drop_unused_initializers(graph: &mut GraphProto) {
-    let used: HashSet<&str> = graph
-        .node
-        .iter()
-        .flat_map(|n| n.input.iter().map(String::as_str))
-        .chain(graph.output.iter().map(|o| o.name.as_str()))
-        .collect();
-    let keep: Vec<bool> = graph
-        .initializer
-        .iter()
-        .map(|t| used.contains(t.name.as_str()))
-        .collect();
-    let mut keep = keep.into_iter();
-    graph.initializer.retain(|_| keep.next().unwrap_or(true));
+    graph.value_info.retain(|v| produced.contains(&v.name));
 }
 
 /// Who produces and who reads each tensor of the original graph.
