@@ -95,6 +95,34 @@ impl Attr {
     }
 }
 
+/// `data` as the little-endian bytes of FLOAT16 (rounded) or else FLOAT values.
+fn float_bytes(data_type: DataType, data: &[f32]) -> Vec<u8> {
+    if data_type == DataType::FLOAT16 {
+        data.iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect()
+    } else {
+        data.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+}
+
+/// A node `name` running `op`.
+fn node_proto(
+    name: &str,
+    op: &str,
+    inputs: &[impl AsRef<str>],
+    outputs: &[impl AsRef<str>],
+    attrs: &[Attr],
+) -> NodeProto {
+    let mut n = NodeProto::new();
+    n.name = name.to_string();
+    n.op_type = op.to_string();
+    n.input = inputs.iter().map(|s| s.as_ref().to_string()).collect();
+    n.output = outputs.iter().map(|s| s.as_ref().to_string()).collect();
+    n.attribute = attrs.iter().map(Attr::to_proto).collect();
+    n
+}
+
 /// A constant tensor stored little-endian in `raw`.
 fn tensor_proto(name: &str, data_type: DataType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
     let mut t = TensorProto::new();
@@ -164,16 +192,13 @@ impl GraphBuilder {
 
     /// Adds a float32 constant and returns its name.
     pub fn constant_f32(&mut self, name: &str, dims: &[i64], data: &[f32]) -> String {
-        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let raw = float_bytes(DataType::FLOAT, data);
         self.initializer(name, DataType::FLOAT, dims, data.len(), raw)
     }
 
     /// Adds a float16 constant (converted from `data`) and returns its name.
     pub fn constant_f16(&mut self, name: &str, dims: &[i64], data: &[f32]) -> String {
-        let raw = data
-            .iter()
-            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-            .collect();
+        let raw = float_bytes(DataType::FLOAT16, data);
         self.initializer(name, DataType::FLOAT16, dims, data.len(), raw)
     }
 
@@ -205,13 +230,9 @@ impl GraphBuilder {
 
     /// Adds a node writing to `outputs`.
     pub fn node(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attrs: &[Attr]) {
-        let mut n = NodeProto::new();
         self.counter += 1;
-        n.name = format!("{}{op}_{}", self.prefix, self.counter);
-        n.op_type = op.to_string();
-        n.input = inputs.iter().map(|s| s.to_string()).collect();
-        n.output = outputs.iter().map(|s| s.to_string()).collect();
-        n.attribute = attrs.iter().map(Attr::to_proto).collect();
+        let name = format!("{}{op}_{}", self.prefix, self.counter);
+        let n = node_proto(&name, op, inputs, outputs, attrs);
         self.graph.node.push(n);
     }
 

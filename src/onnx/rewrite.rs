@@ -27,7 +27,7 @@ use onnx_protobuf::{
     tensor_proto::{DataLocation, DataType},
 };
 
-use super::{Attr, tensor_proto};
+use super::{Attr, float_bytes, node_proto as node, tensor_proto};
 
 /// How many patterns [`optimize`] rewrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -540,16 +540,6 @@ impl OutputConv {
     }
 }
 
-fn node(name: &str, op: &str, inputs: &[String], outputs: &[String], attrs: &[Attr]) -> NodeProto {
-    let mut n = NodeProto::new();
-    n.name = name.to_string();
-    n.op_type = op.to_string();
-    n.input = inputs.to_vec();
-    n.output = outputs.to_vec();
-    n.attribute = attrs.iter().map(Attr::to_proto).collect();
-    n
-}
-
 /// Whether `node` is the standard ONNX operator `op`.
 fn standard(node: &NodeProto, op: &str) -> bool {
     node.op_type == op && (node.domain.is_empty() || node.domain == "ai.onnx")
@@ -628,15 +618,8 @@ fn int_values(t: &TensorProto) -> Option<Vec<i64>> {
 
 /// A constant of type `ty` (FLOAT or FLOAT16) holding `data`.
 fn float_tensor(name: &str, ty: DataType, dims: &[usize], data: &[f32]) -> TensorProto {
-    let raw = if ty == DataType::FLOAT16 {
-        data.iter()
-            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-            .collect()
-    } else {
-        data.iter().flat_map(|v| v.to_le_bytes()).collect()
-    };
     let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-    tensor_proto(name, ty, &dims, raw)
+    tensor_proto(name, ty, &dims, float_bytes(ty, data))
 }
 
 #[cfg(test)]
