@@ -8,7 +8,6 @@ makes: `.deps/data-venv/bin/python scripts/test_training_data.py`.
 import csv
 import hashlib
 import io
-import os
 import random
 import struct
 import sys
@@ -22,7 +21,6 @@ sys.dont_write_bytecode = True
 
 import training_data as td  # noqa: E402
 from PIL import Image, ImageChops  # noqa: E402
-
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures
@@ -110,7 +108,9 @@ def noise_image(w: int, h: int, seed: int) -> Image.Image:
     """A textured RGB image: random low-frequency colours plus strong pixel noise, so that
     images of different seeds look different and no two offsets of one image match."""
     rnd = random.Random(seed)
-    grid = Image.frombytes("RGB", (6, 4), rnd.randbytes(6 * 4 * 3)).resize((w, h), Image.Resampling.BILINEAR)
+    grid = Image.frombytes("RGB", (6, 4), rnd.randbytes(6 * 4 * 3)).resize(
+        (w, h), Image.Resampling.BILINEAR
+    )
     noise = Image.frombytes("L", (w, h), rnd.randbytes(w * h)).point(lambda v: v // 3)
     return ImageChops.add(grid, Image.merge("RGB", (noise, noise, noise)), 1.0, -42)
 
@@ -207,7 +207,10 @@ class BoardTest(unittest.TestCase):
         b = td.parse_board(qml)
         self.assertEqual(b.title, "Test Painter, Two Tiles - 1900")
         self.assertEqual((b.width, b.height, b.background), (702, 515, None))
-        self.assertEqual([(p.image, p.x, p.y) for p in b.pieces], [("image/p_1.webp", 0.25, 0.5), ("image/p_2.webp", 0.75, 0.5)])
+        self.assertEqual(
+            [(p.image, p.x, p.y) for p in b.pieces],
+            [("image/p_1.webp", 0.25, 0.5), ("image/p_2.webp", 0.75, 0.5)],
+        )
         with self.assertRaisesRegex(td.DataError, "no 'levels' list"):
             td.parse_board("QtObject {}")
 
@@ -217,7 +220,10 @@ class BoardTest(unittest.TestCase):
         .rcc, read it back and reassemble."""
         (lt, lp), (rt, rp) = cut_two_tiles(painting, split_x=painting.size[0] // 2, overlap=2)
         pieces = []
-        for name, tile, (px, py), dx in (("image/t_1.webp", lt, lp, 0.0), ("image/t_2.webp", rt, rp, nudge)):
+        for name, tile, (px, py), dx in (
+            ("image/t_1.webp", lt, lp, 0.0),
+            ("image/t_2.webp", rt, rp, nudge),
+        ):
             cx = at[0] + px + tile.size[0] / 2 + dx
             cy = at[1] + py + tile.size[1] / 2
             pieces.append((name, cx / W, cy / H))
@@ -264,14 +270,24 @@ class BoardTest(unittest.TestCase):
         self.assertEqual(canvas.getpixel((1, 1)), (round((100 + 7 * 10) / 8), 20, 30))
 
     def test_boards_with_a_background_are_refused(self):
-        b = td.Board(title="t", width=None, height=None, background="image/bg.webp", pieces=[td.Piece("a", 0.5, 0.5)])
-        with self.assertRaisesRegex(td.DataError, "boards with a background image are not reassembled"):
+        b = td.Board(
+            title="t",
+            width=None,
+            height=None,
+            background="image/bg.webp",
+            pieces=[td.Piece("a", 0.5, 0.5)],
+        )
+        with self.assertRaisesRegex(
+            td.DataError, "boards with a background image are not reassembled"
+        ):
             td.reassemble(b, {})
 
 
 class SplitTest(unittest.TestCase):
     def items(self):
-        return [(f"{s}-{i:03d}.jpg", s) for s, n in (("a", 50), ("b", 9), ("c", 3)) for i in range(n)]
+        return [
+            (f"{s}-{i:03d}.jpg", s) for s, n in (("a", 50), ("b", 9), ("c", 3)) for i in range(n)
+        ]
 
     def test_deterministic_disjoint_and_stratified(self):
         items = self.items()
@@ -325,15 +341,29 @@ germany/audaPalatina.webp
         credits = td.parse_readme_credits(self.README)
         self.assertEqual(len(credits), 4)
         c, listed = td.find_readme_credit("alpaca.webp", credits)
-        self.assertEqual((c.copyright, c.license, c.source, c.comment), (
-            "Dietmar Rabich / Wikimedia Commons", "CC-BY-SA-4.0", "https://commons.wikimedia.org/wiki/File:Alpakas.jpg", "cropping, sharpening"))
+        self.assertEqual(
+            (c.copyright, c.license, c.source, c.comment),
+            (
+                "Dietmar Rabich / Wikimedia Commons",
+                "CC-BY-SA-4.0",
+                "https://commons.wikimedia.org/wiki/File:Alpakas.jpg",
+                "cropping, sharpening",
+            ),
+        )
         c, _ = td.find_readme_credit("Gogh4_background.webp", credits)
-        self.assertEqual((c.license, c.comment), ("Public domain", "based on an original painting by Van Gogh, Public domain image."))
+        self.assertEqual(
+            (c.license, c.comment),
+            ("Public domain", "based on an original painting by Van Gogh, Public domain image."),
+        )
         # A name one typing slip away, naming no file that exists, is the file's credit.
-        c, listed = td.find_readme_credit("germany/aulaPalatina.webp", credits, {"germany/aulaPalatina.webp"})
+        c, listed = td.find_readme_credit(
+            "germany/aulaPalatina.webp", credits, {"germany/aulaPalatina.webp"}
+        )
         self.assertEqual((c.copyright, listed), ("Berthold Werner", "germany/audaPalatina.webp"))
         # ... but not when the listed name is a file of its own.
-        c, _ = td.find_readme_credit("germany/aulaPalatina.webp", credits, {"germany/audaPalatina.webp"})
+        c, _ = td.find_readme_credit(
+            "germany/aulaPalatina.webp", credits, {"germany/audaPalatina.webp"}
+        )
         self.assertIsNone(c)
         self.assertIsNone(td.find_readme_credit("zebra.webp", credits)[0])
 
@@ -357,7 +387,10 @@ License: public-domain
         credits = td.parse_debian_copyright(text)
         c = td.find_debian_credit("life_by_Aitzol_Berasategi.jpg", credits)
         self.assertEqual((c.copyright, c.license), ("Aitzol Berasategi, 2018", "CC-BY-4.0"))
-        self.assertEqual(td.find_debian_credit("src/activities/tools/screwDriver.webp", credits).license, "public-domain")
+        self.assertEqual(
+            td.find_debian_credit("src/activities/tools/screwDriver.webp", credits).license,
+            "public-domain",
+        )
         self.assertEqual(td.find_debian_credit("other.png", credits).license, "GPL-3+")
         self.assertIsNone(td.find_debian_credit("other.png", credits, specific=True))
 
@@ -371,20 +404,33 @@ class BuildTest(unittest.TestCase):
         root = Path(cls.tmp.name)
         gc = root / "gc"
         (gc / "usr/share/doc/gcompris-qt-data").mkdir(parents=True)
-        (gc / "usr/share/doc/gcompris-qt-data/copyright").write_text("Files: *\nCopyright: GCompris\nLicense: GPL-3+\n")
-        photos = {f"act/res/animals/animal{i}.webp": webp_lossless(noise_image(320 + 10 * i, 240, seed=10 + i)) for i in range(8)}
+        (gc / "usr/share/doc/gcompris-qt-data/copyright").write_text(
+            "Files: *\nCopyright: GCompris\nLicense: GPL-3+\n"
+        )
+        photos = {
+            f"act/res/animals/animal{i}.webp": webp_lossless(
+                noise_image(320 + 10 * i, 240, seed=10 + i)
+            )
+            for i in range(8)
+        }
         # The same photo twice (another activity's copy), and one too small to keep.
         photos["act/res/animals/copy.webp"] = photos["act/res/animals/animal3.webp"]
         photos["act/res/animals/tiny.webp"] = webp_lossless(noise_image(200, 120, seed=99))
-        readme = "\n\n".join(
-            f"Copyright: Photographer {i}\nLicense: CC0-1.0\nSource: https://example.org/{i}.jpg\nFiles:\nanimal{i}.webp"
-            for i in range(8)
-        ) + "\n\nCopyright: Another\nLicense: CC0-1.0\nFiles:\ncopy.webp\ntiny.webp\n"
+        readme = (
+            "\n\n".join(
+                f"Copyright: Photographer {i}\nLicense: CC0-1.0\nSource: https://example.org/{i}.jpg\nFiles:\nanimal{i}.webp"
+                for i in range(8)
+            )
+            + "\n\nCopyright: Another\nLicense: CC0-1.0\nFiles:\ncopy.webp\ntiny.webp\n"
+        )
         photos["act/res/animals/README"] = readme.encode()
         cls.painting = noise_image(60, 40, seed=7)
         (lt, lp), (rt, rp) = cut_two_tiles(cls.painting, 30, 2)
         W, H = 100, 60
-        pieces = [("image/t_1.webp", (20 + lt.size[0] / 2) / W, (10 + 20) / H), ("image/t_2.webp", (50 + rt.size[0] / 2 + 0.6) / W, (10 + 20) / H)]
+        pieces = [
+            ("image/t_1.webp", (20 + lt.size[0] / 2) / W, (10 + 20) / H),
+            ("image/t_2.webp", (50 + rt.size[0] / 2 + 0.6) / W, (10 + 20) / H),
+        ]
         paint = {
             "pt/res/board/board1_0.qml": board_qml(W, H, pieces).encode(),
             "pt/res/image/t_1.webp": webp_lossless(lt),
@@ -394,26 +440,53 @@ class BuildTest(unittest.TestCase):
         }
         rcc_dir = gc / "usr/share/gcompris-qt/rcc"
         rcc_dir.mkdir(parents=True)
-        (rcc_dir / "animals.rcc").write_bytes(write_rcc(photos, compress={"act/res/animals/README"}))
+        (rcc_dir / "animals.rcc").write_bytes(
+            write_rcc(photos, compress={"act/res/animals/README"})
+        )
         (rcc_dir / "paint.rcc").write_bytes(write_rcc(paint))
         cv = root / "cv"
         data = cv / "usr/share/doc/opencv-doc/examples/data"
         data.mkdir(parents=True)
-        (cv / "usr/share/doc/opencv-doc/copyright").write_text("Files: *\nCopyright: OpenCV\nLicense: Apache-2.0\n")
+        (cv / "usr/share/doc/opencv-doc/copyright").write_text(
+            "Files: *\nCopyright: OpenCV\nLicense: Apache-2.0\n"
+        )
         (data / "big.jpg").write_bytes(jpeg(noise_image(1600, 1000, seed=3)))
         (data / "other.jpg").write_bytes(jpeg(noise_image(400, 300, seed=4)))
         (data / "night.jpg").write_bytes(jpeg(noise_image(75, 60, seed=5)))
-        painting = td.Painting("two-tiles.png", "Test Painter", "Two Tiles", "1900", "1901", "artist died 1901")
+        painting = td.Painting(
+            "two-tiles.png", "Test Painter", "Two Tiles", "1900", "1901", "artist died 1901"
+        )
         cls.catalogue = td.Catalogue(
             gcompris_package="gcompris-qt-data",
             gcompris_rcc_dir="usr/share/gcompris-qt/rcc",
             gcompris_photos=[td.GcomprisPhotos("animals", "animals.rcc", "act/res/animals")],
-            plain_photos=[td.PlainPhotos("cv", "opencv-doc", "usr/share/doc/opencv-doc/examples/data", ("big.jpg", "other.jpg"), "usr/share/doc/opencv-doc/copyright")],
+            plain_photos=[
+                td.PlainPhotos(
+                    "cv",
+                    "opencv-doc",
+                    "usr/share/doc/opencv-doc/examples/data",
+                    ("big.jpg", "other.jpg"),
+                    "usr/share/doc/opencv-doc/copyright",
+                )
+            ],
             gcompris_styles=[
                 td.GcomprisStyle(painting, "paint.rcc", "pt/res", board="board/board1_0.qml"),
-                td.GcomprisStyle(td.Painting("whole.png", "Test Painter", "Whole", "", "1901", "artist died 1901"), "paint.rcc", "pt/res", image="image/whole.webp"),
+                td.GcomprisStyle(
+                    td.Painting(
+                        "whole.png", "Test Painter", "Whole", "", "1901", "artist died 1901"
+                    ),
+                    "paint.rcc",
+                    "pt/res",
+                    image="image/whole.webp",
+                ),
             ],
-            plain_styles=[td.PlainStyle(td.Painting("night.jpg", "P", "Night", "1889", "1890", "artist died 1890"), "opencv-doc", "usr/share/doc/opencv-doc/examples/data/night.jpg")],
+            plain_styles=[
+                td.PlainStyle(
+                    td.Painting("night.jpg", "P", "Night", "1889", "1890", "artist died 1890"),
+                    "opencv-doc",
+                    "usr/share/doc/opencv-doc/examples/data/night.jpg",
+                )
+            ],
             eval_photos=("animals-animal5.jpg",),
         )
         cls.packages = {
@@ -434,13 +507,22 @@ class BuildTest(unittest.TestCase):
     def test_splits_never_mix_and_eval_is_held_out(self):
         train, held = set(self.files("content/train")), set(self.files("content/heldout"))
         self.assertFalse(train & held)
-        self.assertEqual(train | held, {f"animals-animal{i}.jpg" for i in range(8)} | {"cv-big.jpg", "cv-other.jpg"})
+        self.assertEqual(
+            train | held,
+            {f"animals-animal{i}.jpg" for i in range(8)} | {"cv-big.jpg", "cv-other.jpg"},
+        )
         self.assertIn("animals-animal5.jpg", held)  # pinned
         self.assertEqual(len(held), 1)  # round(0.12 · 8) = 1 animal, 0 of the 2 cv photos
         self.assertEqual(self.files("content/heldout-eval"), ["animals-animal5.jpg"])
         skipped = dict(self.result["skipped"])
-        self.assertEqual(skipped["usr/share/gcompris-qt/rcc/animals.rcc:act/res/animals/tiny.webp"], "200x120: shorter side below 180 px")
-        self.assertEqual(skipped["usr/share/gcompris-qt/rcc/animals.rcc:act/res/animals/copy.webp"], "the same photo as animals-animal3.jpg")
+        self.assertEqual(
+            skipped["usr/share/gcompris-qt/rcc/animals.rcc:act/res/animals/tiny.webp"],
+            "200x120: shorter side below 180 px",
+        )
+        self.assertEqual(
+            skipped["usr/share/gcompris-qt/rcc/animals.rcc:act/res/animals/copy.webp"],
+            "the same photo as animals-animal3.jpg",
+        )
 
     def test_photos_are_scaled_and_converted(self):
         split = "train" if (self.out / "content/train/cv-big.jpg").exists() else "heldout"
@@ -452,14 +534,18 @@ class BuildTest(unittest.TestCase):
             im = f.convert("RGB")
         self.assertEqual(im.size, (320, 240))
         # JPEG q95 of a lossless source: close to the original pixels.
-        diff = sum(abs(a - b) for a, b in zip(im.convert("RGB").tobytes(), original.tobytes())) / (320 * 240 * 3)
+        diff = sum(abs(a - b) for a, b in zip(im.convert("RGB").tobytes(), original.tobytes())) / (
+            320 * 240 * 3
+        )
         self.assertLess(diff, 6)
 
     def test_styles(self):
         self.assertEqual(self.files("styles"), ["night.jpg", "two-tiles.png", "whole.png"])
         for name in ("two-tiles.png", "whole.png"):
             with Image.open(self.out / "styles" / name) as im:
-                self.assertEqual((im.format, im.convert("RGB").tobytes()), ("PNG", self.painting.tobytes()), name)
+                self.assertEqual(
+                    (im.format, im.convert("RGB").tobytes()), ("PNG", self.painting.tobytes()), name
+                )
         src = self.packages["opencv-doc"].root / "usr/share/doc/opencv-doc/examples/data/night.jpg"
         self.assertEqual((self.out / "styles/night.jpg").read_bytes(), src.read_bytes())
         self.assertEqual(
@@ -471,22 +557,48 @@ class BuildTest(unittest.TestCase):
         with open(self.out / "attribution.tsv", encoding="utf-8") as f:
             rows = list(csv.DictReader(f, delimiter="\t"))
         on_disk = sorted(
-            str(p.relative_to(self.out)) for p in self.out.rglob("*") if p.is_file() and p.parts[-2] in ("train", "heldout", "styles")
+            str(p.relative_to(self.out))
+            for p in self.out.rglob("*")
+            if p.is_file() and p.parts[-2] in ("train", "heldout", "styles")
         )
         self.assertEqual(sorted(r["file"] for r in rows), on_disk)
         by_file = {r["file"]: r for r in rows}
         a3 = next(r for r in rows if r["file"].endswith("animals-animal3.jpg"))
         self.assertEqual(
-            (a3["package"], a3["version"], a3["source_path"], a3["author"], a3["license"], a3["origin"], a3["split"]),
-            ("gcompris-qt-data", "3.1-2", "usr/share/gcompris-qt/rcc/animals.rcc:act/res/animals/animal3.webp",
-             "Photographer 3", "CC0-1.0", "https://example.org/3.jpg", a3["file"].split("/")[1]),
+            (
+                a3["package"],
+                a3["version"],
+                a3["source_path"],
+                a3["author"],
+                a3["license"],
+                a3["origin"],
+                a3["split"],
+            ),
+            (
+                "gcompris-qt-data",
+                "3.1-2",
+                "usr/share/gcompris-qt/rcc/animals.rcc:act/res/animals/animal3.webp",
+                "Photographer 3",
+                "CC0-1.0",
+                "https://example.org/3.jpg",
+                a3["file"].split("/")[1],
+            ),
         )
         big = next(r for r in rows if r["file"].endswith("cv-big.jpg"))
-        self.assertEqual((big["license"], big["source_size"], big["size"]), ("Apache-2.0", "1600x1000", "1229x768"))
+        self.assertEqual(
+            (big["license"], big["source_size"], big["size"]),
+            ("Apache-2.0", "1600x1000", "1229x768"),
+        )
         self.assertIn("scaled to a 768 px shorter side", big["notes"])
         style = by_file["styles/two-tiles.png"]
-        self.assertEqual((style["author"], style["title"], style["size"]), ("Test Painter", "Two Tiles, 1900", "60x40"))
-        self.assertEqual(style["license"], "Public domain (artist died 1901); the package's copy: GPLv3 or later (activity README)")
+        self.assertEqual(
+            (style["author"], style["title"], style["size"]),
+            ("Test Painter", "Two Tiles, 1900", "60x40"),
+        )
+        self.assertEqual(
+            style["license"],
+            "Public domain (artist died 1901); the package's copy: GPLv3 or later (activity README)",
+        )
         self.assertIn("reassembled from 2 pieces", style["notes"])
         self.assertEqual(
             by_file["styles/night.jpg"]["license"],
@@ -496,14 +608,23 @@ class BuildTest(unittest.TestCase):
         for r in rows:
             self.assertIn(f"`{r['file']}`", md)
         self.assertIn("| animals | 7 | 1 |", md)
-        self.assertTrue((self.out / "sources/gcompris-qt-data/gcompris-qt/rcc/animals.rcc/act/res/animals/README").is_file())
+        self.assertTrue(
+            (
+                self.out
+                / "sources/gcompris-qt-data/gcompris-qt/rcc/animals.rcc/act/res/animals/README"
+            ).is_file()
+        )
         self.assertTrue((self.out / "sources/opencv-doc/doc/opencv-doc/copyright").is_file())
 
     def test_same_output_twice(self):
         out2 = Path(self.tmp.name) / "out2"
         out2.mkdir()
         td.Builder(self.catalogue, self.packages, out2).build()
-        digest = lambda d: {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in d.rglob("*") if p.is_file()}
+        digest = lambda d: {
+            str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in d.rglob("*")
+            if p.is_file()
+        }
         self.assertEqual(digest(self.out), digest(out2))
 
 

@@ -101,7 +101,9 @@ def read_rcc(data: bytes, what: str = "archive") -> dict[str, bytes]:
 
     def need(off: int, n: int, part: str) -> None:
         if off < 0 or off + n > len(data):
-            raise DataError(f"{what}: {part} at offset {off} (+{n}) is outside the {len(data)}-byte file")
+            raise DataError(
+                f"{what}: {part} at offset {off} (+{n}) is outside the {len(data)}-byte file"
+            )
 
     need(0, 20, "header")
     magic, version, tree_off, data_off, names_off = struct.unpack_from(">4sIIII", data, 0)
@@ -141,7 +143,9 @@ def read_rcc(data: bytes, what: str = "archive") -> dict[str, bytes]:
         need(start, size, f"data of {path}")
         blob = data[start : start + size]
         if flags & RCC_COMPRESSED_ZSTD:
-            raise DataError(f"{what}: {path} is zstd-compressed, which this reader does not support")
+            raise DataError(
+                f"{what}: {path} is zstd-compressed, which this reader does not support"
+            )
         if flags & RCC_COMPRESSED:
             try:
                 blob = qt_uncompress(blob)
@@ -169,7 +173,9 @@ class Credit:
 
 
 _README_KEYS = {"copyright", "license", "source", "comment", "comments", "files"}
-_FILE_RE = re.compile(r"^[\w.()',+-]+(/[\w.()',+-]+)*\.(webp|png|jpe?g|svg|svgz|gif|ogg|wav|mp3)$", re.I)
+_FILE_RE = re.compile(
+    r"^[\w.()',+-]+(/[\w.()',+-]+)*\.(webp|png|jpe?g|svg|svgz|gif|ogg|wav|mp3)$", re.I
+)
 
 
 def parse_readme_credits(text: str) -> list[Credit]:
@@ -253,7 +259,9 @@ def _one_edit_apart(a: str, b: str) -> bool:
     return any(long_[:k] + long_[k + 1 :] == short for k in range(len(long_)))
 
 
-def find_readme_credit(rel_path: str, credits: list[Credit], present: set[str] = frozenset()) -> tuple[Credit | None, str]:
+def find_readme_credit(
+    rel_path: str, credits: list[Credit], present: set[str] = frozenset()
+) -> tuple[Credit | None, str]:
     """The README credit naming `rel_path` (relative to the README's folder) and the name it
     uses: the same path, else the same base name (if only one credit has it), else a listed
     name one typing slip away (`audaPalatina.webp` for `aulaPalatina.webp`) that names no file
@@ -386,7 +394,9 @@ class _Placement:
     pixel (joint moves, so that a column or row can move while its seams stay aligned).
     """
 
-    def __init__(self, pieces: list["Image.Image"], nominal: list[tuple[float, float]], fixed: set[int]):
+    def __init__(
+        self, pieces: list["Image.Image"], nominal: list[tuple[float, float]], fixed: set[int]
+    ):
         self.n = len(pieces)
         self.rgb = [im.convert("RGB") for im in pieces]
         self.mask1 = [_opaque(im) for im in pieces]
@@ -394,10 +404,19 @@ class _Placement:
         self.fixed = fixed
         self.sizes = [im.size for im in pieces]
         slack = 2 * PLACE_RADIUS + 4
-        self.shift = (slack - min(0, int(min(x for x, _ in nominal))), slack - min(0, int(min(y for _, y in nominal))))
-        self.width = int(max(x + w for (x, _), (w, _) in zip(nominal, self.sizes))) + self.shift[0] + slack
-        self.height = int(max(y + h for (_, y), (_, h) in zip(nominal, self.sizes))) + self.shift[1] + slack
-        self.neighbours = [[j for j in range(self.n) if j != i and self._near(i, j)] for i in range(self.n)]
+        self.shift = (
+            slack - min(0, int(min(x for x, _ in nominal))),
+            slack - min(0, int(min(y for _, y in nominal))),
+        )
+        self.width = (
+            int(max(x + w for (x, _), (w, _) in zip(nominal, self.sizes))) + self.shift[0] + slack
+        )
+        self.height = (
+            int(max(y + h for (_, y), (_, h) in zip(nominal, self.sizes))) + self.shift[1] + slack
+        )
+        self.neighbours = [
+            [j for j in range(self.n) if j != i and self._near(i, j)] for i in range(self.n)
+        ]
         self.memo: dict[tuple[int, int, int, int], tuple[float, int]] = {}
         centres = [(x + w / 2, y + h / 2) for (x, y), (w, h) in zip(nominal, self.sizes)]
         blocks = {frozenset([k]) for k in range(self.n)}
@@ -427,7 +446,12 @@ class _Placement:
             left, top, right, bottom = max(0, dx), max(0, dy), min(wi, dx + wj), min(hi, dy + hj)
             result = (0.0, 0)
             if right > left and bottom > top:
-                box_i, box_j = (left, top, right, bottom), (left - dx, top - dy, right - dx, bottom - dy)
+                box_i, box_j = (left, top, right, bottom), (
+                    left - dx,
+                    top - dy,
+                    right - dx,
+                    bottom - dy,
+                )
                 both = ImageChops.logical_and(self.mask1[i].crop(box_i), self.mask1[j].crop(box_j))
                 count = both.histogram()[-1]
                 if count:
@@ -448,7 +472,9 @@ class _Placement:
         return cov.crop(_trimmed_box(cov, EDGE_TRIM)).histogram()[0]
 
     def energy(self, pos) -> float:
-        match = sum(self.pair_energy(i, j, pos) for i in range(self.n) for j in self.neighbours[i] if j > i)
+        match = sum(
+            self.pair_energy(i, j, pos) for i in range(self.n) for j in self.neighbours[i] if j > i
+        )
         return match + HOLE_COST * self.holes(pos)
 
     def deviation(self, pos) -> float:
@@ -469,7 +495,10 @@ class _Placement:
                 continue
             for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)):
                 moved = {k: (pos[k][0] + dx, pos[k][1] + dy) for k in block}
-                if all(abs(x - self.nominal[k][0]) <= r + 1 and abs(y - self.nominal[k][1]) <= r + 1 for k, (x, y) in moved.items()):
+                if all(
+                    abs(x - self.nominal[k][0]) <= r + 1 and abs(y - self.nominal[k][1]) <= r + 1
+                    for k, (x, y) in moved.items()
+                ):
                     yield moved
 
     def refine(self, pos):
@@ -498,14 +527,21 @@ class _Placement:
         return pos
 
 
-def place_pieces(pieces: list["Image.Image"], nominal: list[tuple[float, float]], fixed: set[int] = frozenset({0})):
+def place_pieces(
+    pieces: list["Image.Image"],
+    nominal: list[tuple[float, float]],
+    fixed: set[int] = frozenset({0}),
+):
     """Integer top-left positions of `pieces` (RGBA) near `nominal` (see `_Placement`): the
     lowest-energy refinement of the rounded, floored and ceiled nominal positions.
     Returns (positions, the placement, for its pair statistics)."""
     placement = _Placement(pieces, nominal, set(fixed))
     results = []
     for start in (round, math.floor, math.ceil):
-        pos = [(round(x), round(y)) if k in fixed else (start(x), start(y)) for k, (x, y) in enumerate(nominal)]
+        pos = [
+            (round(x), round(y)) if k in fixed else (start(x), start(y))
+            for k, (x, y) in enumerate(nominal)
+        ]
         pos = placement.refine(pos)
         results.append((placement.energy(pos), placement.deviation(pos), pos))
     _, _, best = min(results)
@@ -559,7 +595,9 @@ def _fill_holes(canvas: "Image.Image", coverage: "Image.Image") -> int:
                 if (dx or dy) and 0 <= x + dx < w and 0 <= y + dy < h and cov[x + dx, y + dy]
             ]
             if near:
-                done.append(((x, y), tuple(round(sum(c[k] for c in near) / len(near)) for k in range(3))))
+                done.append(
+                    ((x, y), tuple(round(sum(c[k] for c in near) / len(near)) for k in range(3)))
+                )
             else:
                 later.append((x, y))
         if not done:
@@ -584,7 +622,9 @@ def reassemble(board: Board, images: dict[str, "Image.Image"]) -> Reassembly:
     their silhouettes are larger than the pieces and would leave white outlines.
     """
     if board.background:
-        raise DataError(f"board '{board.title}': boards with a background image are not reassembled")
+        raise DataError(
+            f"board '{board.title}': boards with a background image are not reassembled"
+        )
     if not (board.width and board.height):
         raise DataError(f"board '{board.title}': no canvas size")
     W, H = board.width, board.height
@@ -593,7 +633,9 @@ def reassemble(board: Board, images: dict[str, "Image.Image"]) -> Reassembly:
         if p.image not in images:
             raise DataError(f"board '{board.title}': image {p.image} is missing")
         pieces.append(images[p.image].convert("RGBA"))
-    nominal = [(p.x * W - im.size[0] / 2, p.y * H - im.size[1] / 2) for p, im in zip(board.pieces, pieces)]
+    nominal = [
+        (p.x * W - im.size[0] / 2, p.y * H - im.size[1] / 2) for p, im in zip(board.pieces, pieces)
+    ]
     positions, placement = place_pieces(pieces, nominal)
     # Work on a canvas large enough for every piece, then crop.
     ox = -min(0, min(x for x, _ in positions))
@@ -621,7 +663,9 @@ def reassemble(board: Board, images: dict[str, "Image.Image"]) -> Reassembly:
     for i in range(len(pieces)):
         for j in placement.neighbours[i]:
             if j > i:
-                t, c = placement.pair(i, j, positions[j][0] - positions[i][0], positions[j][1] - positions[i][1])
+                t, c = placement.pair(
+                    i, j, positions[j][0] - positions[i][0], positions[j][1] - positions[i][1]
+                )
                 total, count = total + t, count + c
     canvas_box = (box[0] - ox, box[1] - oy, box[2] - ox, box[3] - oy)
     return Reassembly(out, canvas_box, holes, positions, total / count if count else 0.0, count)
@@ -699,7 +743,9 @@ def load_rgb(data: bytes, what: str) -> "Image.Image":
     if icc:
         try:
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            im = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            im = ImageCms.profileToProfile(
+                im, src, ImageCms.createProfile("sRGB"), outputMode="RGB"
+            )
         except (ImageCms.PyCMSError, OSError) as e:
             raise DataError(f"{what}: embedded colour profile cannot be applied: {e}") from None
     return im
@@ -810,7 +856,9 @@ def _details(out: str, stem: str, title: str, date: str) -> GcomprisStyle:
     )
 
 
-def _paintings(out: str, board: int, artist: str, title: str, date: str, died: str, why: str = "") -> GcomprisStyle:
+def _paintings(
+    out: str, board: int, artist: str, title: str, date: str, died: str, why: str = ""
+) -> GcomprisStyle:
     return GcomprisStyle(
         Painting(out, artist, title, date, died, why or _pd_old(died)),
         rcc="paintings.rcc",
@@ -827,10 +875,22 @@ def default_catalogue() -> Catalogue:
     act = "gcompris/src/activities"
     gcompris_photos = [
         GcomprisPhotos("erase", "erase.rcc", f"{act}/erase/resource"),
-        GcomprisPhotos("monuments", "explore_monuments.rcc", f"{act}/explore_monuments/resource", "**/*.webp"),
-        GcomprisPhotos("world-animals", "explore_world_animals.rcc", f"{act}/explore_world_animals/resource/animals"),
-        GcomprisPhotos("farm-animals", "explore_farm_animals.rcc", f"{act}/explore_farm_animals/resource/animals"),
-        GcomprisPhotos("world-music", "explore_world_music.rcc", f"{act}/explore_world_music/resource/music"),
+        GcomprisPhotos(
+            "monuments", "explore_monuments.rcc", f"{act}/explore_monuments/resource", "**/*.webp"
+        ),
+        GcomprisPhotos(
+            "world-animals",
+            "explore_world_animals.rcc",
+            f"{act}/explore_world_animals/resource/animals",
+        ),
+        GcomprisPhotos(
+            "farm-animals",
+            "explore_farm_animals.rcc",
+            f"{act}/explore_farm_animals/resource/animals",
+        ),
+        GcomprisPhotos(
+            "world-music", "explore_world_music.rcc", f"{act}/explore_world_music/resource/music"
+        ),
         # The fish are sprites; the sea backgrounds are underwater photographs.
         GcomprisPhotos("clickgame", "clickgame.rcc", f"{act}/clickgame/resource", "sea*.webp"),
         # The Van Gogh backgrounds of this activity are style images (below).
@@ -847,7 +907,12 @@ def default_catalogue() -> Catalogue:
                 "VincentVanGogh*_background.webp",
             ),
         ),
-        GcomprisPhotos("categorization", "categorization.rcc", f"{act}/categorization/resource/images", "**/*.webp"),
+        GcomprisPhotos(
+            "categorization",
+            "categorization.rcc",
+            f"{act}/categorization/resource/images",
+            "**/*.webp",
+        ),
     ]
     lomiri16 = "lomiri-wallpapers-16.04"
     lomiri20 = "lomiri-wallpapers-20.04"
@@ -918,26 +983,66 @@ def default_catalogue() -> Catalogue:
     styles = [
         _details("night-cafe.png", "Van_Gogh_The_Night_Cafe", "The Night Café", "1888"),
         _details("cafe-terrace-at-night.png", "Gogh4", "Café Terrace at Night", "1888"),
-        _details("van-gogh-church-at-auvers.png", "Eglise_dAuvers-sur-Oise", "The Church at Auvers", "1890"),
+        _details(
+            "van-gogh-church-at-auvers.png",
+            "Eglise_dAuvers-sur-Oise",
+            "The Church at Auvers",
+            "1890",
+        ),
         _details("van-gogh-harvest.png", "VincentVanGogh0019", "The Harvest", "1888"),
-        _details("van-gogh-painter-on-the-road.png", "VincentVanGogh0013", "The Painter on His Way to Work", "1888"),
-        _details("van-gogh-langlois-bridge.png", "VincentVanGoghBridge", "The Langlois Bridge at Arles", "1888"),
+        _details(
+            "van-gogh-painter-on-the-road.png",
+            "VincentVanGogh0013",
+            "The Painter on His Way to Work",
+            "1888",
+        ),
+        _details(
+            "van-gogh-langlois-bridge.png",
+            "VincentVanGoghBridge",
+            "The Langlois Bridge at Arles",
+            "1888",
+        ),
         _details(
             "van-gogh-saint-paul-hospital.png",
             "VincentVanGogh0012",
             "Entrance Hall of Saint-Paul Hospital",
             "1889",
         ),
-        _details("van-gogh-pere-tanguy.png", "PortraitOfPereTanguy", "Portrait of Père Tanguy", "1887"),
+        _details(
+            "van-gogh-pere-tanguy.png", "PortraitOfPereTanguy", "Portrait of Père Tanguy", "1887"
+        ),
         _paintings("great-wave.png", 7, _HOKUSAI, "The Great Wave off Kanagawa", "c. 1831", "1849"),
         _paintings("hokusai-ejiri.png", 6, _HOKUSAI, "Ejiri in Suruga Province", "c. 1831", "1849"),
-        _paintings("hokusai-kazusa-sea-route.png", 12, _HOKUSAI, "Kazusa Sea Route", "c. 1830", "1849"),
-        _paintings("hokusai-ryogoku-bridge.png", 10, _HOKUSAI, "Sunset over Ryōgoku Bridge", "c. 1830", "1849"),
+        _paintings(
+            "hokusai-kazusa-sea-route.png", 12, _HOKUSAI, "Kazusa Sea Route", "c. 1830", "1849"
+        ),
+        _paintings(
+            "hokusai-ryogoku-bridge.png",
+            10,
+            _HOKUSAI,
+            "Sunset over Ryōgoku Bridge",
+            "c. 1830",
+            "1849",
+        ),
         _paintings("hokusai-poppies.png", 11, _HOKUSAI, "Poppies", "c. 1833", "1849"),
         _paintings("hokusai-oiran-and-kamuro.png", 4, _HOKUSAI, "Oiran and Kamuro", "", "1849"),
         _paintings("hokusai-woman-holding-fan.png", 5, _HOKUSAI, "Woman Holding a Fan", "", "1849"),
-        _paintings("hiroshige-inokashira-snow.png", 8, _HIROSHIGE, "Benzaiten Shrine at Inokashira in Snow", "", "1858"),
-        _paintings("hiroshige-horse-mackerel-and-prawn.png", 9, _HIROSHIGE, "Horse Mackerel and Prawn", "c. 1840", "1858"),
+        _paintings(
+            "hiroshige-inokashira-snow.png",
+            8,
+            _HIROSHIGE,
+            "Benzaiten Shrine at Inokashira in Snow",
+            "",
+            "1858",
+        ),
+        _paintings(
+            "hiroshige-horse-mackerel-and-prawn.png",
+            9,
+            _HIROSHIGE,
+            "Horse Mackerel and Prawn",
+            "c. 1840",
+            "1858",
+        ),
         _paintings(
             "kandinsky-composition-viii.png",
             19,
@@ -948,17 +1053,61 @@ def default_catalogue() -> Catalogue:
             "artist died 1944 (public domain where copyright lasts life + 70 years or less); "
             "published 1923 (public domain in the United States since 2019)",
         ),
-        _paintings("renoir-moulin-de-la-galette.png", 1, "Pierre-Auguste Renoir", "Bal du moulin de la Galette", "1876", "1919"),
-        _paintings("renoir-girls-at-the-piano.png", 18, "Pierre-Auguste Renoir", "Girls at the Piano", "1892", "1919"),
+        _paintings(
+            "renoir-moulin-de-la-galette.png",
+            1,
+            "Pierre-Auguste Renoir",
+            "Bal du moulin de la Galette",
+            "1876",
+            "1919",
+        ),
+        _paintings(
+            "renoir-girls-at-the-piano.png",
+            18,
+            "Pierre-Auguste Renoir",
+            "Girls at the Piano",
+            "1892",
+            "1919",
+        ),
         _paintings("cassatt-summertime.png", 21, "Mary Cassatt", "Summertime", "1894", "1926"),
-        _paintings("bazille-ramparts-aigues-mortes.png", 20, "Frédéric Bazille", "The Ramparts at Aigues-Mortes", "1867", "1870"),
-        _paintings("van-gogh-village-street-auvers.png", 22, _VG, "Village Street in Auvers", "1890", "1890"),
-        _paintings("bruegel-harvesters.png", 17, "Pieter Bruegel the Elder", "The Harvesters", "1565", "1569"),
+        _paintings(
+            "bazille-ramparts-aigues-mortes.png",
+            20,
+            "Frédéric Bazille",
+            "The Ramparts at Aigues-Mortes",
+            "1867",
+            "1870",
+        ),
+        _paintings(
+            "van-gogh-village-street-auvers.png",
+            22,
+            _VG,
+            "Village Street in Auvers",
+            "1890",
+            "1890",
+        ),
+        _paintings(
+            "bruegel-harvesters.png",
+            17,
+            "Pieter Bruegel the Elder",
+            "The Harvesters",
+            "1565",
+            "1569",
+        ),
         _paintings("mona-lisa.png", 14, "Leonardo da Vinci", "Mona Lisa", "1503–1519", "1519"),
         _paintings("durer-lion.png", 16, "Albrecht Dürer", "Lion", "1494", "1528"),
         _paintings("arcimboldo-spring.png", 2, "Giuseppe Arcimboldo", "Spring", "1573", "1593"),
-        _paintings("arcimboldo-librarian.png", 3, "Giuseppe Arcimboldo", "The Librarian", "c. 1566", "1593"),
-        _paintings("bellini-pesaro-altarpiece.png", 15, "Giovanni Bellini", "Pesaro Altarpiece (detail)", "1475–1485", "1516"),
+        _paintings(
+            "arcimboldo-librarian.png", 3, "Giuseppe Arcimboldo", "The Librarian", "c. 1566", "1593"
+        ),
+        _paintings(
+            "bellini-pesaro-altarpiece.png",
+            15,
+            "Giovanni Bellini",
+            "Pesaro Altarpiece (detail)",
+            "1475–1485",
+            "1516",
+        ),
     ]
     plain_styles = [
         PlainStyle(
@@ -982,7 +1131,10 @@ def default_catalogue() -> Catalogue:
         "opencv-messi5.jpg",  # people, stadium
     )
     skipped_styles = (
-        ("paintings board 13, Michelangelo's Pietà", "a photograph of a sculpture: the photograph has its own author"),
+        (
+            "paintings board 13, Michelangelo's Pietà",
+            "a photograph of a sculpture: the photograph has its own author",
+        ),
         ("paintings: Degas, The Dance Class (tiles)", "no board places its tiles"),
         (
             "babyshapes: Gauguin's Arearea, Bruegel's Peasant Wedding, The Lady and the Unicorn, "
@@ -1087,7 +1239,9 @@ class Builder:
             pkg = self.package(self.cat.gcompris_package)
             path = pkg.root / self.cat.gcompris_rcc_dir / name
             if not path.is_file():
-                raise DataError(f"{pkg.name} {pkg.version} has no {self.cat.gcompris_rcc_dir}/{name}")
+                raise DataError(
+                    f"{pkg.name} {pkg.version} has no {self.cat.gcompris_rcc_dir}/{name}"
+                )
             self.rcc_cache[name] = read_rcc(path.read_bytes(), str(path.name))
         return self.rcc_cache[name]
 
@@ -1141,15 +1295,21 @@ class Builder:
                 rel = m[len(src.folder) + 1 :]
                 credit, readme, listed = self.readme_credit(files, m)
                 if credit:
-                    self.keep_credit_file(pkg.name, f"{self.cat.gcompris_rcc_dir}/{src.rcc}:{readme}", files[readme])
+                    self.keep_credit_file(
+                        pkg.name, f"{self.cat.gcompris_rcc_dir}/{src.rcc}:{readme}", files[readme]
+                    )
                     where = "activity README"
                     if listed.rsplit("/", 1)[-1] != m.rsplit("/", 1)[-1]:
                         where += f", where it is listed as '{listed}'"
                 else:
-                    credit = find_debian_credit("src/" + m.split("gcompris/src/", 1)[-1], gc_credits, specific=True)
+                    credit = find_debian_credit(
+                        "src/" + m.split("gcompris/src/", 1)[-1], gc_credits, specific=True
+                    )
                     where = "Debian copyright file"
                 if credit is None:
-                    self.skipped.append((f"{self.cat.gcompris_rcc_dir}/{src.rcc}:{m}", "no credit for this image"))
+                    self.skipped.append(
+                        (f"{self.cat.gcompris_rcc_dir}/{src.rcc}:{m}", "no credit for this image")
+                    )
                     continue
                 stem = os.path.splitext(rel)[0].replace("/", "-")
                 if src.stratum == "details":
@@ -1191,7 +1351,8 @@ class Builder:
                         title="",
                         license=credit.license,
                         origin="",
-                        notes="credit: Debian copyright file" + (f" ({credit.comment})" if credit.comment else ""),
+                        notes="credit: Debian copyright file"
+                        + (f" ({credit.comment})" if credit.comment else ""),
                     )
                 )
         names = [p["name"] for p in photos]
@@ -1222,7 +1383,9 @@ class Builder:
         for p in photos:
             im = load_rgb(p.pop("data"), f"{p['package'].name}:{p['source_path']}")
             if min(im.size) < MIN_SHORT_SIDE:
-                self.skipped.append((p["source_path"], f"{_size(im)}: shorter side below {MIN_SHORT_SIDE} px"))
+                self.skipped.append(
+                    (p["source_path"], f"{_size(im)}: shorter side below {MIN_SHORT_SIDE} px")
+                )
                 continue
             p["source_size"] = im.size
             p["image"] = scaled(im, MAX_SHORT_SIDE)
@@ -1247,7 +1410,9 @@ class Builder:
             else:
                 unique.append(p)
         kept = [p for p in kept if any(p is q for q in unique)]
-        splits = assign_splits([(p["name"], p["stratum"]) for p in kept], HELDOUT_SHARE, set(self.cat.eval_photos))
+        splits = assign_splits(
+            [(p["name"], p["stratum"]) for p in kept], HELDOUT_SHARE, set(self.cat.eval_photos)
+        )
         counts: dict[str, int] = {}
         for p in kept:
             split = splits[p["name"]]
@@ -1303,9 +1468,16 @@ class Builder:
                 im = Image.open(io.BytesIO(files[member]))
                 im.load()
                 if "A" in im.getbands() and im.getchannel("A").getextrema()[0] <= ALPHA_OPAQUE:
-                    raise DataError(f"{s.rcc}:{member} has transparent pixels; expected an intact painting")
+                    raise DataError(
+                        f"{s.rcc}:{member} has transparent pixels; expected an intact painting"
+                    )
                 out_im = load_rgb(files[member], member)
-                source_size, source_path, holes, how = _size(out_im), f"{s.rcc}:{member}", 0, "intact"
+                source_size, source_path, holes, how = (
+                    _size(out_im),
+                    f"{s.rcc}:{member}",
+                    0,
+                    "intact",
+                )
                 mismatch = None
                 credit_member = member
             else:
@@ -1332,10 +1504,14 @@ class Builder:
                 holes, mismatch = r.holes, round(r.mismatch, 2)
             credit, readme, _ = self.readme_credit(files, credit_member)
             if credit:
-                self.keep_credit_file(pkg.name, f"{self.cat.gcompris_rcc_dir}/{s.rcc}:{readme}", files[readme])
+                self.keep_credit_file(
+                    pkg.name, f"{self.cat.gcompris_rcc_dir}/{s.rcc}:{readme}", files[readme]
+                )
                 file_licence = f"{credit.license} (activity README)"
             else:
-                credit = find_debian_credit("src/" + credit_member.split("gcompris/src/", 1)[-1], gc_credits)
+                credit = find_debian_credit(
+                    "src/" + credit_member.split("gcompris/src/", 1)[-1], gc_credits
+                )
                 if credit is None:
                     raise DataError(f"{s.rcc}:{credit_member}: no licence for the package's copy")
                 file_licence = f"{credit.license} (Debian copyright file)"
@@ -1361,7 +1537,9 @@ class Builder:
                     notes=how,
                 )
             )
-            report.append(dict(file=p.out, size=_size(out_im), how=how, holes=holes, mismatch=mismatch))
+            report.append(
+                dict(file=p.out, size=_size(out_im), how=how, holes=holes, mismatch=mismatch)
+            )
         for s in self.cat.plain_styles:
             pkg = self.package(s.package)
             full = pkg.root / s.path
@@ -1369,8 +1547,12 @@ class Builder:
                 raise DataError(f"{pkg.name} {pkg.version} has no {s.path}")
             p = s.painting
             im = load_rgb(full.read_bytes(), s.path)
-            credit = find_debian_credit(s.path, self.debian_credits(pkg.name, f"usr/share/doc/{pkg.name}/copyright"))
-            file_licence = f"; the package's copy: {credit.license} (Debian copyright file)" if credit else ""
+            credit = find_debian_credit(
+                s.path, self.debian_credits(pkg.name, f"usr/share/doc/{pkg.name}/copyright")
+            )
+            file_licence = (
+                f"; the package's copy: {credit.license} (Debian copyright file)" if credit else ""
+            )
             shutil.copyfile(full, styles_dir / p.out)
             self.rows.append(
                 Row(
@@ -1433,30 +1615,56 @@ class Builder:
         ]
         strata = sorted({k.split("/")[0] for k in counts})
         for s in strata:
-            lines.append(f"| {s} | {counts.get(s + '/train', 0)} | {counts.get(s + '/heldout', 0)} |")
+            lines.append(
+                f"| {s} | {counts.get(s + '/train', 0)} | {counts.get(s + '/heldout', 0)} |"
+            )
         lines.append(
             f"| **all** | {sum(v for k, v in counts.items() if k.endswith('/train'))} | "
             f"{sum(v for k, v in counts.items() if k.endswith('/heldout'))} |"
         )
-        lines += ["", f"Style images: {len(styles)}. `content/heldout-eval/` holds {len(self.cat.eval_photos)} "
-                  "of the held-out photos: " + ", ".join(f"`{n}`" for n in self.cat.eval_photos) + ".", ""]
-        lines += ["## Style images", "", "| file | size | artist | title | licence | source in package | how |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Style images: {len(styles)}. `content/heldout-eval/` holds {len(self.cat.eval_photos)} "
+            "of the held-out photos: " + ", ".join(f"`{n}`" for n in self.cat.eval_photos) + ".",
+            "",
+        ]
+        lines += [
+            "## Style images",
+            "",
+            "| file | size | artist | title | licence | source in package | how |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             if r.kind == "style":
-                lines.append(f"| `{r.file}` | {r.size} | {_md(r.author)} | {_md(r.title)} | {_md(r.license)} | "
-                             f"`{r.package}` {r.version}: `{r.source_path}` | {_md(r.notes)} |")
+                lines.append(
+                    f"| `{r.file}` | {r.size} | {_md(r.author)} | {_md(r.title)} | {_md(r.license)} | "
+                    f"`{r.package}` {r.version}: `{r.source_path}` | {_md(r.notes)} |"
+                )
         if self.cat.skipped_styles:
-            lines += ["", "Left out: " + "; ".join(f"{w} ({why})" for w, why in self.cat.skipped_styles) + "."]
-        lines += ["", "## Content photos", "",
-                  "| file | split | author / copyright | licence | origin | source in package |",
-                  "|---|---|---|---|---|---|"]
+            lines += [
+                "",
+                "Left out: "
+                + "; ".join(f"{w} ({why})" for w, why in self.cat.skipped_styles)
+                + ".",
+            ]
+        lines += [
+            "",
+            "## Content photos",
+            "",
+            "| file | split | author / copyright | licence | origin | source in package |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in rows:
             if r.kind == "content":
-                lines.append(f"| `{r.file}` | {r.split} | {_md(r.author)} | {_md(r.license)} | {_md(r.origin)} | "
-                             f"`{r.package}` {r.version}: `{r.source_path}` |")
+                lines.append(
+                    f"| `{r.file}` | {r.split} | {_md(r.author)} | {_md(r.license)} | {_md(r.origin)} | "
+                    f"`{r.package}` {r.version}: `{r.source_path}` |"
+                )
         if self.skipped:
-            lines += ["", "Left out: " + "; ".join(f"`{p}` ({why})" for p, why in self.skipped) + "."]
+            lines += [
+                "",
+                "Left out: " + "; ".join(f"`{p}` ({why})" for p, why in self.skipped) + ".",
+            ]
         (self.out / "ATTRIBUTION.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def build(self) -> dict:
@@ -1466,7 +1674,9 @@ class Builder:
         styles = self.write_styles()
         self.write_sources()
         self.write_attribution(counts, styles)
-        return dict(counts=counts, styles=styles, skipped=self.skipped, seconds=time.monotonic() - t0)
+        return dict(
+            counts=counts, styles=styles, skipped=self.skipped, seconds=time.monotonic() - t0
+        )
 
 
 def _source_in(comment: str) -> str:
@@ -1501,8 +1711,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="write the training images from unpacked packages")
-    b.add_argument("--package", type=parse_package, action="append", required=True,
-                   help="NAME=VERSION:DIR, a package unpacked by dpkg -x (repeat)")
+    b.add_argument(
+        "--package",
+        type=parse_package,
+        action="append",
+        required=True,
+        help="NAME=VERSION:DIR, a package unpacked by dpkg -x (repeat)",
+    )
     b.add_argument("--out", type=Path, required=True, help="output folder (must not exist)")
     x = sub.add_parser("extract", help="list or extract the files of a Qt .rcc archive")
     x.add_argument("rcc", type=Path)
