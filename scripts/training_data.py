@@ -1651,14 +1651,14 @@ class Builder:
             "",
             "## Content photos",
             "",
-            "| file | split | author / copyright | licence | origin | source in package |",
-            "|---|---|---|---|---|---|",
+            "| file | split | author / copyright | title | licence | origin | credit notes | source in package |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             if r.kind == "content":
                 lines.append(
-                    f"| `{r.file}` | {r.split} | {_md(r.author)} | {_md(r.license)} | {_md(r.origin)} | "
-                    f"`{r.package}` {r.version}: `{r.source_path}` |"
+                    f"| `{r.file}` | {r.split} | {_md(r.author)} | {_md(r.title)} | {_md(r.license)} | "
+                    f"{_md(r.origin)} | {_md(r.notes)} | `{r.package}` {r.version}: `{r.source_path}` |"
                 )
         if self.skipped:
             lines += [
