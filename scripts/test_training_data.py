@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.dont_write_bytecode = True
 
 import training_data as td  # noqa: E402
-from PIL import Image, ImageChops  # noqa: E402
+from PIL import Image, ImageChops, ImageCms  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures
@@ -115,10 +115,15 @@ def noise_image(w: int, h: int, seed: int) -> Image.Image:
     return ImageChops.add(grid, Image.merge("RGB", (noise, noise, noise)), 1.0, -42)
 
 
-def webp_lossless(im: Image.Image) -> bytes:
+def webp_lossless(im: Image.Image, icc: bytes | None = None) -> bytes:
     buf = io.BytesIO()
-    im.save(buf, "WEBP", lossless=True, exact=True)
+    extra = {"icc_profile": icc} if icc else {}
+    im.save(buf, "WEBP", lossless=True, exact=True, **extra)
     return buf.getvalue()
+
+
+def srgb_profile() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 def jpeg(im: Image.Image) -> bytes:
@@ -436,7 +441,8 @@ class BuildTest(unittest.TestCase):
             "pt/res/image/t_1.webp": webp_lossless(lt),
             "pt/res/image/t_2.webp": webp_lossless(rt),
             "pt/res/image/README": b"Copyright: WebMuseum\nLicense: GPLv3 or later\nFiles:\n  t_1.webp\n  t_2.webp\n",
-            "pt/res/image/whole.webp": webp_lossless(cls.painting),
+            # With a colour profile (sRGB, so the pixels stay as they are).
+            "pt/res/image/whole.webp": webp_lossless(cls.painting, icc=srgb_profile()),
         }
         rcc_dir = gc / "usr/share/gcompris-qt/rcc"
         rcc_dir.mkdir(parents=True)
@@ -543,6 +549,8 @@ class BuildTest(unittest.TestCase):
         self.assertEqual(self.files("styles"), ["night.jpg", "two-tiles.png", "whole.png"])
         for name in ("two-tiles.png", "whole.png"):
             with Image.open(self.out / "styles" / name) as im:
+                # Converted to sRGB, with no profile (Pillow's would carry the time of the run).
+                self.assertNotIn("icc_profile", im.info)
                 self.assertEqual(
                     (im.format, im.convert("RGB").tobytes()), ("PNG", self.painting.tobytes()), name
                 )

@@ -748,6 +748,9 @@ def load_rgb(data: bytes, what: str) -> "Image.Image":
             )
         except (ImageCms.PyCMSError, OSError) as e:
             raise DataError(f"{what}: embedded colour profile cannot be applied: {e}") from None
+        # The pixels are sRGB now; the profile Pillow attaches would make the files differ
+        # from run to run.
+        im.info.pop("icc_profile", None)
     return im
 
 
