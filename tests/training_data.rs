@@ -23,11 +23,20 @@ fn training_data_script_passes_its_tests() {
         .output()
         .expect("run scripts/test_training_data.py");
     let report = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "scripts/test_training_data.py failed:\n{report}");
+    assert!(
+        out.status.success(),
+        "scripts/test_training_data.py failed:\n{report}"
+    );
     // unittest reports "Ran N tests": make sure the suite ran, not an empty one.
     let ran: usize = report
         .lines()
-        .find_map(|l| l.strip_prefix("Ran ")?.split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("Ran ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("no 'Ran N tests' line in:\n{report}"));
     assert!(ran >= 15, "only {ran} tests ran:\n{report}");
 }
