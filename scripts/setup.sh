@@ -5,7 +5,8 @@
 #
 #   scripts/setup.sh          what building and running rsstyle needs
 #   scripts/setup.sh --test   also what the test suite needs (an old ONNX Runtime
-#                             library, to test that it is refused; the VGG16 weights)
+#                             library, to test that it is refused; the VGG16 weights;
+#                             Python with Pillow for the training-data script's tests)
 set -euo pipefail
 
 with_test_deps=false
@@ -64,6 +65,8 @@ if $with_test_deps; then
   fetch_ort 1.29.0 "$deps/onnxruntime-1.29.0"
   # The trainer's tests need the VGG16 weights of the perceptual loss.
   "$root/scripts/fetch-vgg16.sh"
+  # The training-data script's tests need Python with Pillow (.deps/data-venv).
+  "$root/scripts/fetch-training-data.sh" --venv-only
 fi
 
 # Sample media from Debian's opencv-doc (OpenCV's sample data, DFSG-free; starry_night.jpg
