@@ -7,6 +7,7 @@
 use gst::glib;
 
 pub mod batch;
+pub mod cpu;
 pub mod element;
 pub mod engine;
 pub mod frame;
