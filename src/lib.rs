@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod element;
 pub mod engine;
 pub mod frame;
+pub mod install;
 pub mod model;
 pub mod onnx;
 pub mod stylizer;
