@@ -28,7 +28,7 @@ for arg in "$@"; do
     --uninstall) uninstall=true ;;
     --no-build) build=false ;;
     --debug) profile=debug ;;
-    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install: unknown option '$arg' (see --help)" >&2; exit 2 ;;
   esac
 done
