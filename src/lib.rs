@@ -10,8 +10,10 @@ pub mod batch;
 pub mod element;
 pub mod engine;
 pub mod frame;
+pub mod machine;
 pub mod model;
 pub mod onnx;
+pub mod quantize;
 pub mod stylizer;
 pub mod train;
 
