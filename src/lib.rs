@@ -12,8 +12,10 @@ pub mod element;
 pub mod engine;
 pub mod frame;
 pub mod install;
+pub mod machine;
 pub mod model;
 pub mod onnx;
+pub mod quantize;
 pub mod stylizer;
 pub mod train;
 

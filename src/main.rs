@@ -46,6 +46,8 @@ enum Command {
     Train(app::train::TrainCommand),
     /// Write a trained checkpoint as an ONNX model for the element.
     Export(app::train::ExportArgs),
+    /// Write an int8 copy of a float32 model, calibrated on images (faster on CPUs).
+    Quantize(app::quantize::QuantizeArgs),
     /// Print what a model expects and returns (its manifest).
     Inspect {
         /// The ONNX model.
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => app::evaluate::run(&args).map(|_| ()),
         Command::Train(command) => app::train::run(&command),
         Command::Export(args) => app::train::export(&args),
+        Command::Quantize(args) => app::quantize::run(&args),
         Command::Convert(args) => match app::convert::main(&args) {
             Ok(code) => return code,
             Err(e) => Err(e),

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use gst::prelude::*;
 use gstrsstyle::engine::{self, Device, EngineOptions, FrameIo};
 use gstrsstyle::frame::{FrameMut, FrameRef, PixelFormat, TensorFormat, frame_to_tensor};
+use gstrsstyle::machine::Machine;
 use gstrsstyle::model::Layout;
 use gstrsstyle::model::ManifestPatch;
 use gstrsstyle::stylizer::{
@@ -103,6 +104,8 @@ pub struct BenchRow {
     /// share of bytes that differ at all.
     pub max_diff_vs_cpu: Option<u8>,
     pub differing_vs_cpu: Option<f64>,
+    /// What the row was measured on (the same for every row of a run).
+    pub machine: Machine,
 }
 
 /// The engine settings `args` ask for.
@@ -499,6 +502,11 @@ fn element_run(args: &BenchArgs, case: &Case, paced: Option<(u64, &mut Bare)>) -
 pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
     gst::init()?;
     gstrsstyle::element::register(None)?;
+    // Before any session exists, so that no inference thread competes with the measurement.
+    let machine = Machine::probe(Duration::from_millis(300));
+    if !args.json {
+        println!("machine: {}", machine.describe());
+    }
     let mut rows = Vec::new();
     for model in &args.models {
         for size in &args.size {
@@ -586,6 +594,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
                     element_overhead_ms: (!overhead.is_empty()).then(|| median(&mut overhead)),
                     max_diff_vs_cpu: compared.map(|c| c.0),
                     differing_vs_cpu: compared.map(|c| c.1),
+                    machine: machine.clone(),
                 });
             }
         }

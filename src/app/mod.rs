@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod frames;
 pub mod live;
 pub mod models;
+pub mod quantize;
 pub mod serve;
 pub mod sheet;
 pub mod train;

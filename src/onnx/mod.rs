@@ -3,6 +3,7 @@
 //! Tests use it to build models whose output is known exactly; the trainer's exporter uses it
 //! to write trained networks. [`rewrite`] speeds up a loaded model's graph.
 
+pub mod quantize;
 pub mod rewrite;
 
 use std::path::Path;

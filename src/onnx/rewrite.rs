@@ -133,7 +133,7 @@ pub fn optimize(model: &mut ModelProto, even_output: Option<&str>) -> Rewrites {
 
 /// Removes initializers that nothing reads any more (ONNX Runtime warns about each); those
 /// that are also graph inputs stay, as defaults of optional inputs.
-fn drop_unused_initializers(graph: &mut GraphProto) {
+pub(super) fn drop_unused_initializers(graph: &mut GraphProto) {
     let used: HashSet<String> = graph
         .node
         .iter()
@@ -541,7 +541,7 @@ impl OutputConv {
 }
 
 /// Whether `node` is the standard ONNX operator `op`.
-fn standard(node: &NodeProto, op: &str) -> bool {
+pub(super) fn standard(node: &NodeProto, op: &str) -> bool {
     node.op_type == op && (node.domain.is_empty() || node.domain == "ai.onnx")
 }
 
@@ -556,7 +556,7 @@ fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
 
-fn attr_int(node: &NodeProto, name: &str) -> Option<i64> {
+pub(super) fn attr_int(node: &NodeProto, name: &str) -> Option<i64> {
     attr(node, name).map(|a| a.i)
 }
 
@@ -564,12 +564,12 @@ fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(node, name).map(|a| a.ints.clone())
 }
 
-fn attr_str(node: &NodeProto, name: &str) -> Option<String> {
+pub(super) fn attr_str(node: &NodeProto, name: &str) -> Option<String> {
     attr(node, name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
 }
 
 /// A FLOAT or FLOAT16 constant's values as float32, with its type.
-fn float_values(t: &TensorProto) -> Option<(Vec<f32>, DataType)> {
+pub(super) fn float_values(t: &TensorProto) -> Option<(Vec<f32>, DataType)> {
     let len: i64 = t.dims.iter().product();
     let (values, ty): (Vec<f32>, DataType) = match t.data_type {
         x if x == DataType::FLOAT as i32 => {
