@@ -5,7 +5,8 @@
 #
 #   scripts/setup.sh          what building and running rsstyle needs
 #   scripts/setup.sh --test   also what the test suite needs (an old ONNX Runtime
-#                             library, to test that it is refused; the VGG16 weights)
+#                             library, to test that it is refused; the VGG16 weights;
+#                             Magenta's arbitrary-style networks)
 set -euo pipefail
 
 with_test_deps=false
@@ -62,8 +63,10 @@ fetch_ort() {
 fetch_ort "$ort_version" "$deps/onnxruntime"
 if $with_test_deps; then
   fetch_ort 1.29.0 "$deps/onnxruntime-1.29.0"
-  # The trainer's tests need the VGG16 weights of the perceptual loss.
+  # The trainer's tests need the VGG16 weights of the perceptual loss, and Magenta's
+  # arbitrary-style networks (the distillation teacher).
   "$root/scripts/fetch-vgg16.sh"
+  "$root/scripts/fetch-teacher.sh"
 fi
 
 # Sample media from Debian's opencv-doc (OpenCV's sample data, DFSG-free; starry_night.jpg

@@ -46,6 +46,9 @@ enum Command {
     Train(app::train::TrainCommand),
     /// Write a trained checkpoint as an ONNX model for the element.
     Export(app::train::ExportArgs),
+    /// Write Magenta's arbitrary-style network with one style image built in, as a model the
+    /// element runs and `train style --teacher` distils.
+    Teacher(app::train::TeacherArgs),
     /// Print what a model expects and returns (its manifest).
     Inspect {
         /// The ONNX model.
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => app::evaluate::run(&args).map(|_| ()),
         Command::Train(command) => app::train::run(&command),
         Command::Export(args) => app::train::export(&args),
+        Command::Teacher(args) => app::train::teacher(&args),
         Command::Convert(args) => match app::convert::main(&args) {
             Ok(code) => return code,
             Err(e) => Err(e),
