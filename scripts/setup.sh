@@ -6,7 +6,8 @@
 #   scripts/setup.sh          what building and running rsstyle needs
 #   scripts/setup.sh --test   also what the test suite needs (an old ONNX Runtime
 #                             library, to test that it is refused; the VGG16 weights;
-#                             Magenta's arbitrary-style networks)
+#                             Magenta's arbitrary-style networks; Python with Pillow for
+#                             the training-data script's tests)
 set -euo pipefail
 
 with_test_deps=false
@@ -67,6 +68,8 @@ if $with_test_deps; then
   # arbitrary-style networks (the distillation teacher).
   "$root/scripts/fetch-vgg16.sh"
   "$root/scripts/fetch-teacher.sh"
+  # The training-data script's tests need Python with Pillow (.deps/data-venv).
+  "$root/scripts/fetch-training-data.sh" --venv-only
 fi
 
 # Sample media from Debian's opencv-doc (OpenCV's sample data, DFSG-free; starry_night.jpg

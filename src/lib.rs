@@ -7,9 +7,11 @@
 use gst::glib;
 
 pub mod batch;
+pub mod cpu;
 pub mod element;
 pub mod engine;
 pub mod frame;
+pub mod install;
 pub mod model;
 pub mod onnx;
 pub mod stylizer;

@@ -115,6 +115,9 @@ fn inspect(
         let rewrites =
             gstrsstyle::onnx::rewrite::optimize(&mut graph, model.manifest.even_sized_output());
         println!("CPU rewrites:  {rewrites} (engine-options graph-rewrite)");
+        for note in &model.notes {
+            println!("note:          {note}");
+        }
     }
     Ok(())
 }

@@ -150,7 +150,33 @@ pub fn geometry_for(
     height: usize,
     params: &StyleParams,
 ) -> Geometry {
-    Geometry::scaled(width, height, manifest.size, params.inference_scale)
+    Geometry::fitted(
+        width,
+        height,
+        manifest.size,
+        manifest.min_size,
+        params.inference_scale,
+    )
+}
+
+/// The (height, width) of a model output of shape `got` where `expected` was asked for, when
+/// only its height and width differ (it is then resized); else why it cannot be used.
+fn output_size(
+    layout: Layout,
+    got: [usize; 4],
+    expected: [usize; 4],
+) -> Result<(usize, usize), EngineError> {
+    let (batch, channels, h, w) = match layout {
+        Layout::Nchw => (got[0], got[1], got[2], got[3]),
+        Layout::Nhwc => (got[0], got[3], got[1], got[2]),
+    };
+    if batch != expected[0] || channels != 3 || h == 0 || w == 0 {
+        return Err(EngineError::Inference(format!(
+            "model output has shape {got:?} for input {expected:?}: rsstyle needs a batch of {} images of 3 channels",
+            expected[0]
+        )));
+    }
+    Ok((h, w))
 }
 
 /// Where a batch's time went.
@@ -264,11 +290,16 @@ pub struct Stylizer {
     /// host's cores to conversion; on the CPU, ONNX Runtime's threads keep spinning for a while
     /// after each run, and more conversion threads made 640×480 frames slower, not faster.
     conversion_threads: usize,
+    /// Output sizes that differed from their input's and were resized, (output, input)
+    /// (height, width): each is reported once.
+    resized: Vec<((usize, usize), (usize, usize))>,
+    /// A warning for the caller to pass on (see [`Stylizer::take_warning`]).
+    warning: Option<String>,
 }
 
 impl Stylizer {
     pub fn new(engine: Box<dyn Engine>) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = crate::cpu::available();
         Self {
             conversion_threads: if engine.takes_bytes() {
                 (cores / 2).clamp(1, 8)
@@ -279,7 +310,15 @@ impl Stylizer {
             floats: Vec::new(),
             bytes: Vec::new(),
             conditioning: Vec::new(),
+            resized: Vec::new(),
+            warning: None,
         }
+    }
+
+    /// The warning the last batch raised, if any: an output of another size than its input,
+    /// resized to the frame (raised once for each pair of sizes).
+    pub fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -354,7 +393,9 @@ impl Stylizer {
             (input, output, manifest.layout)
         };
         let per_image = 3 * geometry.tensor_pixels();
-        let shape = tensor_shape(layout, &geometry, items.len());
+        // A graph with a fixed batch runs exactly that many images: the rest are blank.
+        let images = manifest.max_batch.unwrap_or(1).max(items.len());
+        let shape = tensor_shape(layout, &geometry, images);
         for item in items.iter() {
             Self::check_params(manifest, &item.params).map_err(EngineError::Inference)?;
             let g = geometry_for(manifest, item.input.width, item.input.height, &item.params);
@@ -369,12 +410,14 @@ impl Stylizer {
             Some(c) => {
                 let mut values = std::mem::take(&mut self.conditioning);
                 values.clear();
-                values.resize(c.length * items.len(), 0.0);
-                for (i, item) in items.iter().enumerate() {
+                values.resize(c.length * images, 0.0);
+                // Padding images of a fixed-batch model (no item) take style 0.
+                for i in 0..images {
                     let row = &mut values[i * c.length..(i + 1) * c.length];
-                    match &item.params.mix {
-                        Some(mix) => row.copy_from_slice(mix.weights()),
-                        None => row[item.params.style] = 1.0,
+                    match items.get(i).map(|item| (&item.params.mix, item.params.style)) {
+                        Some((Some(mix), _)) => row.copy_from_slice(mix.weights()),
+                        Some((None, style)) => row[style] = 1.0,
+                        None => row[0] = 1.0,
                     }
                 }
                 Some(values)
@@ -383,22 +426,38 @@ impl Stylizer {
         };
 
         let threads = self.conversion_threads;
+        let known = self.resized.clone();
         let (engine, input) = T::buffers(self);
-        input.resize(per_image * items.len(), T::default());
-        for (item, tensor) in items.iter().zip(input.chunks_exact_mut(per_image)) {
+        input.resize(per_image * images, T::default());
+        let (frames, blank) = input.split_at_mut(per_image * items.len());
+        for (item, tensor) in items.iter().zip(frames.chunks_exact_mut(per_image)) {
             T::to_tensor(&item.input, &geometry, &in_format, tensor, threads);
         }
+        blank.fill(T::default());
         let inferring = Instant::now();
         // The output is converted straight from the engine's memory, while it lends it.
         let mut unpacked: Option<Result<(Instant, Instant), EngineError>> = None;
+        let mut resized_now = None;
         let mut unpack = |got: [usize; 4], output: &[T]| {
             let inferred = Instant::now();
-            if got != shape {
-                unpacked = Some(Err(EngineError::Inference(format!(
-                    "model output has shape {got:?} but the input had {shape:?}; rsstyle needs an output the size of its input"
-                ))));
-                return;
-            }
+            let mut scratch = Vec::new();
+            let output = if got == shape {
+                output
+            } else {
+                match output_size(layout, got, shape) {
+                    Ok(size) => {
+                        let to = (geometry.tensor_height, geometry.tensor_width);
+                        scratch.resize(shape.iter().product(), T::default());
+                        frame::resize_images(output, size, &mut scratch, to, layout, images);
+                        resized_now = Some((size, to));
+                        &scratch[..]
+                    }
+                    Err(e) => {
+                        unpacked = Some(Err(e));
+                        return;
+                    }
+                }
+            };
             for (item, tensor) in items.iter_mut().zip(output.chunks_exact(per_image)) {
                 T::to_frame(
                     tensor,
@@ -417,6 +476,15 @@ impl Stylizer {
             self.conditioning = c;
         }
         ran?;
+        if let Some((from, to)) = resized_now
+            && !known.contains(&(from, to))
+        {
+            self.resized.push((from, to));
+            self.warning = Some(format!(
+                "the model returned {}x{} images for {}x{} input; resizing its output to the frame",
+                from.1, from.0, to.1, to.0
+            ));
+        }
         let (inferred, unpacked) = unpacked
             .ok_or_else(|| EngineError::Inference("the engine returned no output".to_string()))??;
         Ok(BatchTiming {

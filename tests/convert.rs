@@ -295,3 +295,49 @@ fn bad_requests_fail_with_clear_errors() {
         )
     );
 }
+
+#[test]
+fn a_log_gets_a_progress_line_every_few_seconds() {
+    // stderr is a pipe here, as in a log or CI: no progress bar, lines instead.
+    let dir = tempfile::tempdir().unwrap();
+    let model = blur(dir.path());
+    let input = clip_with_audio(dir.path());
+    let output = dir.path().join("styled.mkv");
+    let out = convert(&[
+        p(&input),
+        p(&output),
+        "--model",
+        p(&model),
+        "--size",
+        "640x480",
+        "--progress-every",
+        "0.1",
+    ]);
+    let text = stderr(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains('\r'), "terminal control in a log: {text:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    let (last, progress) = lines.split_last().unwrap();
+    assert!(
+        last.starts_with(&format!("rsstyle: wrote {} (75 frames, ", output.display())),
+        "{text}"
+    );
+    assert!(!progress.is_empty(), "no progress line: {text}");
+    let mut previous = 0;
+    for line in progress {
+        // "rsstyle: N frames, R fps" or "rsstyle: N of ~T frames (P%), R fps, ETA m:ss"
+        let rest = line
+            .strip_prefix("rsstyle: ")
+            .unwrap_or_else(|| panic!("{line}"));
+        let frames: u64 = rest.split(' ').next().unwrap().parse().unwrap();
+        assert!(frames >= previous && frames <= 75, "{line}");
+        previous = frames;
+        assert!(rest.contains(" fps"), "{line}");
+        if rest.contains(" of ~") {
+            assert!(rest.contains("%), ") && rest.contains(", ETA "), "{line}");
+            let eta = rest.rsplit("ETA ").next().unwrap();
+            let (m, s) = eta.split_once(':').unwrap();
+            assert!(m.parse::<u64>().is_ok() && s.len() == 2, "{line}");
+        }
+    }
+}

@@ -36,7 +36,7 @@ pub struct BenchArgs {
     /// Frames through the element per configuration.
     #[arg(long, default_value_t = 40)]
     pub frames: usize,
-    /// CPU inference threads (0: one per core).
+    /// CPU inference threads (0: the CPUs this process may use, by affinity and CPU quota).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto.

@@ -55,7 +55,7 @@ pub struct LiveArgs {
     /// Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// CPU inference threads (0: one per core).
+    /// CPU inference threads (0: the CPUs this process may use, by affinity and CPU quota).
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
     /// Stop after this many styled frames (0: run until q or Ctrl-C).

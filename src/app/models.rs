@@ -5,10 +5,17 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use gstrsstyle::model::{ManifestPatch, Model};
 
-/// The folder of bundled models: `RSSTYLE_MODELS` if set, else the project's `models/`.
+/// The folder of bundled models: `RSSTYLE_MODELS` if set, else the installed ones
+/// (`PREFIX/lib/rsstyle/models`, see `scripts/install.sh`), else the project's `models/`.
 pub fn models_dir() -> PathBuf {
     std::env::var_os("RSSTYLE_MODELS")
         .map(PathBuf::from)
+        .or_else(|| {
+            gstrsstyle::install::installed_dirs()
+                .into_iter()
+                .map(|d| d.join("models"))
+                .find(|d| d.is_dir())
+        })
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
 }
 

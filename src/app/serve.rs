@@ -25,7 +25,7 @@ pub struct ServeArgs {
     /// Size of the served video, WIDTHxHEIGHT.
     #[arg(long, default_value = "640x480")]
     pub size: String,
-    /// CPU inference threads (0: one per core).
+    /// CPU inference threads (0: the CPUs this process may use, by affinity and CPU quota).
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
 }

@@ -56,6 +56,11 @@ pub struct RunArgs {
     /// resume on another device (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// CPU threads for candle's (and rayon's) pools (0: the CPUs this process may use, by
+    /// affinity mask and cgroup CPU quota; CANDLE_NUM_THREADS or RAYON_NUM_THREADS, if set,
+    /// decide instead).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 impl RunArgs {
@@ -276,6 +281,12 @@ fn keep_freed_memory() {
 /// Runs `rsstyle train …`.
 pub fn run(command: &TrainCommand) -> anyhow::Result<()> {
     keep_freed_memory();
+    let threads = match command {
+        TrainCommand::Style(a) => a.run.threads,
+        TrainCommand::Cyclegan(a) => a.run.threads,
+    };
+    // SAFETY: no other thread runs yet (candle's pools start with the first tensor operation).
+    let threads = unsafe { gstrsstyle::cpu::size_compute_pools(threads) };
     let (run_args, config) = match command {
         TrainCommand::Style(a) => (
             &a.run,
@@ -327,7 +338,7 @@ pub fn run(command: &TrainCommand) -> anyhow::Result<()> {
             let task = StyleTask::new(c, &device)?;
             if !run_args.quiet {
                 eprintln!(
-                    "style: {} parameters, {} content images, on {}",
+                    "style: {} parameters, {} content images, on {} ({threads} CPU threads)",
                     task.params().count(""),
                     task.content_images(),
                     run_args.device

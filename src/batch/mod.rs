@@ -72,6 +72,9 @@ pub struct Completed<P> {
     pub submitted: Instant,
     /// The engine inference time of the frame's batch (zero when it failed).
     pub inference: Duration,
+    /// A warning the frame's batch raised (e.g. an output resized to the frame), carried by
+    /// the batch's first frame only.
+    pub warning: Option<String>,
 }
 
 // Nearly every message is a job (a frame with its style parameters, whose style weights make
@@ -273,6 +276,7 @@ impl<P: Payload> Worker<P> {
             .map_err(|e| e.to_string())
         };
         let finished = Instant::now();
+        let mut warning = self.stylizer.take_warning();
         let inference = result.as_ref().map_or(Duration::ZERO, |t| t.infer);
         if let Ok(timing) = &result {
             self.stats
@@ -288,6 +292,7 @@ impl<P: Payload> Worker<P> {
                 latency: finished - job.enqueued,
                 submitted: job.enqueued,
                 inference,
+                warning: warning.take(),
             });
         }
     }

@@ -41,10 +41,12 @@ fn manifest() -> Manifest {
         output: "output".into(),
         layout: Layout::Nchw,
         element_type: ElementType::F32,
+        output_element_type: ElementType::F32,
         input_range: ValueRange::Byte,
         output_range: ValueRange::Byte,
         channel_order: ChannelOrder::Rgb,
         size: SizeRule::Multiple(1),
+        min_size: crate::model::MinSize::ANY,
         max_batch: None,
         conditioning: None,
         description: None,
@@ -191,12 +193,16 @@ fn bumping_the_generation_cancels_queued_frames() {
     assert_eq!(batches.lock().unwrap().len(), completed + 1);
 }
 
-/// An engine that answers every batch with a tensor of half the input's width.
-struct HalfWidthEngine(Manifest);
+/// An engine that answers every batch with a tensor of half the input's width (`channels`
+/// channels), the input's first half.
+struct HalfWidthEngine {
+    manifest: Manifest,
+    channels: usize,
+}
 
 impl Engine for HalfWidthEngine {
     fn manifest(&self) -> &Manifest {
-        &self.0
+        &self.manifest
     }
     fn device_description(&self) -> &str {
         "test"
@@ -208,19 +214,55 @@ impl Engine for HalfWidthEngine {
         _conditioning: Option<&[f32]>,
         output: Output<'_, f32>,
     ) -> Result<(), EngineError> {
-        let [n, c, h, w] = shape;
-        output([n, c, h, w / 2], &input[..input.len() / 2]);
+        let [n, _, h, w] = shape;
+        let half: Vec<f32> = input
+            .chunks_exact(w)
+            .flat_map(|row| row[..w / 2].iter().copied())
+            .collect();
+        output(
+            [n, self.channels, h, w / 2],
+            &half[..n * self.channels * h * w / 2],
+        );
         Ok(())
     }
 }
 
+fn half_width_batcher(channels: usize) -> Batcher<Grey> {
+    let engine = HalfWidthEngine {
+        manifest: manifest(),
+        channels,
+    };
+    Batcher::new(Stylizer::new(Box::new(engine)), 1, Duration::ZERO)
+}
+
 #[test]
-fn an_output_of_another_shape_fails_the_batch_and_leaves_the_frame_untouched() {
-    let b = Batcher::new(
-        Stylizer::new(Box::new(HalfWidthEngine(manifest()))),
-        1,
-        Duration::ZERO,
+fn an_output_of_another_size_is_resized_to_the_frame_with_one_warning() {
+    let b = half_width_batcher(3);
+    let run = |level: u8| {
+        b.submit(
+            Grey::new(4, level),
+            StyleParams::default(),
+            &Generation::default(),
+        )
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+    };
+    let first = run(9);
+    assert_eq!(first.result, Ok(()));
+    // A uniform 2-pixel output stretched over 4 pixels: the same level everywhere.
+    assert_eq!(first.payload.output, vec![9; 12]);
+    assert_eq!(
+        first.warning.as_deref(),
+        Some("the model returned 2x1 images for 4x1 input; resizing its output to the frame")
     );
+    let second = run(70);
+    assert_eq!(second.payload.output, vec![70; 12]);
+    assert_eq!(second.warning, None, "the same sizes are reported once");
+}
+
+#[test]
+fn an_output_that_is_no_image_batch_fails_and_leaves_the_frame_untouched() {
+    let b = half_width_batcher(1);
     let reply = b.submit(
         Grey::new(4, 9),
         StyleParams::default(),
@@ -230,8 +272,8 @@ fn an_output_of_another_shape_fails_the_batch_and_leaves_the_frame_untouched() {
     assert_eq!(
         done.result,
         Err(
-            "inference failed: model output has shape [1, 3, 1, 2] but the input had \
-             [1, 3, 1, 4]; rsstyle needs an output the size of its input"
+            "inference failed: model output has shape [1, 1, 1, 2] for input [1, 3, 1, 4]: \
+             rsstyle needs a batch of 1 images of 3 channels"
                 .to_string()
         )
     );

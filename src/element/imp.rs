@@ -615,7 +615,12 @@ impl RsStyle {
                     latency,
                     submitted,
                     inference,
+                    warning,
                 }) => {
+                    if let Some(text) = warning {
+                        gst::warning!(CAT, imp = self, "{text}");
+                        gst::element_imp_warning!(self, gst::StreamError::Format, ("{}", text));
+                    }
                     self.note_latency(latency);
                     let inside = submitted.elapsed();
                     let mut frame_ms = self.counters.frame_ms.lock().unwrap();

@@ -137,7 +137,7 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .build(),
             glib::ParamSpecUInt::builder("threads")
                 .nick("Threads")
-                .blurb("CPU inference threads (0: one per core)")
+                .blurb("CPU inference threads (0: the CPUs this process may use, by affinity mask and cgroup CPU quota)")
                 .maximum(1024)
                 .default_value(d.threads)
                 .mutable_ready()
@@ -196,7 +196,7 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .build(),
             glib::ParamSpecDouble::builder("inference-scale")
                 .nick("Inference scale")
-                .blurb("Run the network on the frame scaled by this factor and scale the result back up")
+                .blurb("Run the network on the frame scaled by this factor and scale the result back up (never below the model's minimum input size)")
                 .minimum(0.05)
                 .maximum(1.0)
                 .default_value(d.inference_scale)

@@ -70,9 +70,10 @@ fn position(values: &[ValueInfoProto], name: &str) -> Result<usize, String> {
 /// starts with `rsstyle_`, so none clashes with the model's.
 fn adapters(m: &Manifest) -> (GraphBuilder, GraphBuilder) {
     let dims: Vec<Dim> = vec!["batch".into(), "height".into(), "width".into(), 3.into()];
-    let float_elem = match m.element_type {
+    let elem = |t: ElementType| match t {
         ElementType::F32 => DataType::FLOAT,
         ElementType::F16 => DataType::FLOAT16,
+        ElementType::U8 => DataType::UINT8,
     };
     // Model channel c holds frame channel `rgb[c]` (a permutation that is its own inverse).
     let swap = m.channel_order == ChannelOrder::Bgr;
@@ -91,21 +92,22 @@ fn adapters(m: &Manifest) -> (GraphBuilder, GraphBuilder) {
     let scale = pre.constant_f32("rsstyle_in_scale", &[], &[(hi - lo) / 255.0]);
     let low = pre.constant_f32("rsstyle_in_low", &[], &[lo]);
     x = pre.op("Mul", &[&x, &scale], &[]);
-    if m.element_type == ElementType::F16 {
+    if m.element_type == ElementType::F32 {
+        pre.node("Add", &[&x, &low], &[&m.input], &[]);
+    } else {
+        // float16, or uint8 (whose range is 0..255: the values are whole bytes again).
         x = pre.op("Add", &[&x, &low], &[]);
         pre.node(
             "Cast",
             &[&x],
             &[&m.input],
-            &[Attr::Int("to", float_elem as i64)],
+            &[Attr::Int("to", elem(m.element_type) as i64)],
         );
-    } else {
-        pre.node("Add", &[&x, &low], &[&m.input], &[]);
     }
 
     let mut post = GraphBuilder::with_prefix("rsstyle_bytes_out", "rsstyle_out_");
     let mut y = m.output.clone();
-    if m.element_type == ElementType::F16 {
+    if m.output_element_type != ElementType::F32 {
         y = post.op("Cast", &[&y], &[Attr::Int("to", DataType::FLOAT as i64)]);
     }
     let (lo, hi) = m.output_range.bounds();
@@ -144,10 +146,12 @@ mod tests {
             output: output.to_string(),
             layout: Layout::Nchw,
             element_type: ElementType::F32,
+            output_element_type: ElementType::F32,
             input_range: ValueRange::Byte,
             output_range: ValueRange::Byte,
             channel_order: ChannelOrder::Rgb,
             size: SizeRule::Multiple(1),
+            min_size: crate::model::MinSize::ANY,
             max_batch: None,
             conditioning: None,
             description: None,

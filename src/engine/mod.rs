@@ -32,7 +32,7 @@ pub enum EngineError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineOptions {
     pub device: Device,
-    /// Intra-op threads for the CPU provider (0: ONNX Runtime's default, one per core).
+    /// Intra-op threads for the CPU provider (0: the CPUs this process may use, [`crate::cpu`]).
     pub threads: usize,
     /// Whether frames reach the engine as float tensors or as bytes.
     pub frame_io: FrameIo,

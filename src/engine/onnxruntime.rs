@@ -4,11 +4,12 @@ use half::f16;
 use ort::ep::ExecutionProvider;
 use ort::ep::cuda::ConvAlgorithmSearch;
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
-use ort::session::{IoBinding, Session};
-use ort::value::{DynValue, Tensor, TensorRef, ValueType};
+use ort::session::{IoBinding, Session, SessionInputValue};
+use ort::value::{DynValue, Tensor, TensorElementType, TensorRef, ValueType};
 
 use super::byte_io::{self, BYTE_INPUT, BYTE_OUTPUT};
 use super::{Device, Engine, EngineError, EngineOptions, FrameIo, Output, runtime};
+use crate::frame::TensorValue;
 use crate::model::{ElementType, Manifest, Model};
 use crate::onnx::rewrite::{self, Rewrites};
 use onnx_protobuf::{Message, ModelProto};
@@ -22,9 +23,13 @@ pub struct OrtEngine {
     conditioning_rank: usize,
     /// Reused half-precision input buffer for float16 models.
     half_input: Vec<f16>,
+    /// Reused byte input buffer for uint8 models.
+    byte_input: Vec<u8>,
     half_conditioning: Vec<f16>,
-    /// Reused float copy of a float16 model's output.
+    /// Reused float copy of a float16 or uint8 model's output.
     half_output: Vec<f32>,
+    /// Element type of the conditioning input (float32 or float16).
+    conditioning_type: ElementType,
     /// The session runs the byte-wrapped graph ([`byte_io`]).
     bytes: bool,
     /// The CUDA device the session runs on, if any.
@@ -78,19 +83,24 @@ impl OrtEngine {
             reason,
         };
 
-        let mut builder =
-            Session::builder(runtime.environment()).map_err(|e| session_err(e.to_string()))?;
-        if options.threads > 0 {
-            builder = builder
-                .with_intra_threads(options.threads)
-                .map_err(|e| session_err(e.to_string()))?;
-        }
-        let threads = if options.threads > 0 {
-            format!("{} threads", options.threads)
-        } else {
-            "default threads".to_string()
-        };
-        let mut description = format!("CPU (ONNX Runtime {}, {threads})", runtime.version);
+        // ONNX Runtime's own default is one thread per core of the host, whatever the
+        // process's affinity mask or CPU quota allow: rsstyle always sets the count.
+        let threads = crate::cpu::threads_or_available(options.threads);
+        let mut builder = Session::builder(runtime.environment())
+            .map_err(|e| session_err(e.to_string()))?
+            .with_intra_threads(threads)
+            .map_err(|e| session_err(e.to_string()))?;
+        let mut description = format!(
+            "CPU (ONNX Runtime {}, {threads} thread{}{})",
+            runtime.version,
+            if threads == 1 { "" } else { "s" },
+            if options.threads == 0 {
+                ": the CPUs this process may use"
+            } else {
+                ""
+            }
+        );
+        notes.warnings.extend(model.notes.iter().cloned());
 
         let cuda_id = match options.device {
             Device::Cpu => None,
@@ -206,16 +216,24 @@ impl OrtEngine {
         if let Some(file) = &profile_file {
             description.push_str(&format!(", profiling to {file}_*.json"));
         }
-        let conditioning_rank = model
+        let conditioning_input = model
             .manifest
             .conditioning
             .as_ref()
-            .and_then(|c| session.inputs().iter().find(|i| i.name() == c.input))
+            .and_then(|c| session.inputs().iter().find(|i| i.name() == c.input));
+        let conditioning_rank = conditioning_input
             .and_then(|i| match i.dtype() {
                 ValueType::Tensor { shape, .. } => Some(shape.len()),
                 _ => None,
             })
             .unwrap_or(0);
+        let conditioning_type = match conditioning_input.map(|i| i.dtype()) {
+            Some(ValueType::Tensor {
+                ty: TensorElementType::Float16,
+                ..
+            }) => ElementType::F16,
+            _ => ElementType::F32,
+        };
         Ok((
             Self {
                 session,
@@ -223,8 +241,10 @@ impl OrtEngine {
                 description,
                 conditioning_rank,
                 half_input: Vec::new(),
+                byte_input: Vec::new(),
                 half_conditioning: Vec::new(),
                 half_output: Vec::new(),
+                conditioning_type,
                 bytes,
                 cuda_device,
                 pinned: None,
@@ -370,14 +390,14 @@ impl OrtEngine {
         }
     }
 
-    /// An owned conditioning tensor in the model's element type.
+    /// An owned conditioning tensor in the conditioning input's element type.
     fn conditioning_value(
         &self,
         shape: Vec<usize>,
         values: &[f32],
     ) -> Result<DynValue, EngineError> {
-        Ok(match self.manifest.element_type {
-            ElementType::F32 => Tensor::from_array((shape, values.to_vec()))
+        Ok(match self.conditioning_type {
+            ElementType::F32 | ElementType::U8 => Tensor::from_array((shape, values.to_vec()))
                 .map_err(inference_err)?
                 .into_dyn(),
             ElementType::F16 => Tensor::from_array((
@@ -548,48 +568,72 @@ impl Engine for OrtEngine {
             ));
         }
         let cond = self.conditioning(shape[0], conditioning)?;
-        let input_name = self.manifest.input.as_str();
-        let output_name = self.manifest.output.clone();
-        match self.manifest.element_type {
+        let Self {
+            session,
+            manifest,
+            half_input,
+            byte_input,
+            half_conditioning,
+            half_output,
+            conditioning_type,
+            ..
+        } = self;
+        // The image in the model's input element type: float frames as they are, float16
+        // and uint8 converted (the frames' values are whole bytes for a uint8 input).
+        let image: SessionInputValue = match manifest.element_type {
+            ElementType::F32 => TensorRef::from_array_view((shape, input))
+                .map_err(inference_err)?
+                .into(),
+            ElementType::F16 => {
+                half_input.clear();
+                half_input.extend(input.iter().map(|&v| f16::from_f32(v)));
+                TensorRef::from_array_view((shape, &half_input[..]))
+                    .map_err(inference_err)?
+                    .into()
+            }
+            ElementType::U8 => {
+                byte_input.clear();
+                byte_input.extend(input.iter().map(|&v| <u8 as TensorValue>::from_f32(v)));
+                TensorRef::from_array_view((shape, &byte_input[..]))
+                    .map_err(inference_err)?
+                    .into()
+            }
+        };
+        let mut inputs = ort::inputs![manifest.input.as_str() => image];
+        if let (Some(c), Some((cond_shape, values))) = (&manifest.conditioning, cond) {
+            let t: SessionInputValue = if *conditioning_type == ElementType::F16 {
+                half_conditioning.clear();
+                half_conditioning.extend(values.iter().map(|&v| f16::from_f32(v)));
+                TensorRef::from_array_view((cond_shape, &half_conditioning[..]))
+                    .map_err(inference_err)?
+                    .into()
+            } else {
+                TensorRef::from_array_view((cond_shape, values))
+                    .map_err(inference_err)?
+                    .into()
+            };
+            inputs.push((c.input.clone().into(), t));
+        }
+        let outputs = session.run(inputs).map_err(inference_err)?;
+        let out = &outputs[manifest.output.as_str()];
+        let name = &manifest.output;
+        // The output as floats: lent as it is, or converted from float16 or uint8.
+        match manifest.output_element_type {
             ElementType::F32 => {
-                let image = TensorRef::from_array_view((shape, input)).map_err(inference_err)?;
-                let mut inputs = ort::inputs![input_name => image];
-                if let (Some(c), Some((cond_shape, values))) = (&self.manifest.conditioning, cond) {
-                    let t =
-                        TensorRef::from_array_view((cond_shape, values)).map_err(inference_err)?;
-                    inputs.push((c.input.clone().into(), t.into()));
-                }
-                let outputs = self.session.run(inputs).map_err(inference_err)?;
-                let (s, data) = outputs[output_name.as_str()]
-                    .try_extract_tensor::<f32>()
-                    .map_err(inference_err)?;
-                output(output_shape(&output_name, s)?, data);
+                let (s, data) = out.try_extract_tensor::<f32>().map_err(inference_err)?;
+                output(output_shape(name, s)?, data);
             }
             ElementType::F16 => {
-                self.half_input.clear();
-                self.half_input
-                    .extend(input.iter().map(|&v| f16::from_f32(v)));
-                self.half_conditioning.clear();
-                let cond_shape = cond.as_ref().map(|(s, _)| s.clone());
-                if let Some((_, values)) = cond {
-                    self.half_conditioning
-                        .extend(values.iter().map(|&v| f16::from_f32(v)));
-                }
-                let image = TensorRef::from_array_view((shape, &self.half_input[..]))
-                    .map_err(inference_err)?;
-                let mut inputs = ort::inputs![input_name => image];
-                if let (Some(c), Some(cond_shape)) = (&self.manifest.conditioning, cond_shape) {
-                    let t = TensorRef::from_array_view((cond_shape, &self.half_conditioning[..]))
-                        .map_err(inference_err)?;
-                    inputs.push((c.input.clone().into(), t.into()));
-                }
-                let outputs = self.session.run(inputs).map_err(inference_err)?;
-                let (s, data) = outputs[output_name.as_str()]
-                    .try_extract_tensor::<f16>()
-                    .map_err(inference_err)?;
-                self.half_output.clear();
-                self.half_output.extend(data.iter().map(|v| v.to_f32()));
-                output(output_shape(&output_name, s)?, &self.half_output);
+                let (s, data) = out.try_extract_tensor::<f16>().map_err(inference_err)?;
+                half_output.clear();
+                half_output.extend(data.iter().map(|v| v.to_f32()));
+                output(output_shape(name, s)?, half_output);
+            }
+            ElementType::U8 => {
+                let (s, data) = out.try_extract_tensor::<u8>().map_err(inference_err)?;
+                half_output.clear();
+                half_output.extend(data.iter().map(|&v| v as f32));
+                output(output_shape(name, s)?, half_output);
             }
         }
         Ok(())

@@ -1,7 +1,9 @@
 //! Finding and loading the ONNX Runtime shared library, once per process.
 //!
-//! Search order: `ORT_DYLIB_PATH` (an error if it names no file), the project-local copy that
-//! `scripts/setup.sh` installs (`.deps/onnxruntime/`), then the system library path.
+//! Search order: `ORT_DYLIB_PATH` (an error if it names no file), the copy
+//! `scripts/install.sh` installs beside the plugin and the binary ([`crate::install`]), the
+//! project-local copy that `scripts/setup.sh` installs (`.deps/onnxruntime/`), then the system
+//! library path.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -63,7 +65,13 @@ fn load() -> Result<RuntimeInfo, String> {
         None => {
             tried.push("ORT_DYLIB_PATH (not set)".to_string());
             let local = project_library();
-            if local.exists() {
+            let installed = crate::install::installed_dirs()
+                .into_iter()
+                .map(|d| d.join(format!("libonnxruntime.so.{BUNDLED_VERSION}")))
+                .find(|p| p.exists());
+            if let Some(installed) = installed {
+                vec![installed]
+            } else if local.exists() {
                 vec![local]
             } else {
                 tried.push(format!("{} (missing)", local.display()));

@@ -1,7 +1,7 @@
 //! How frame pixels map onto the model's input tensor: reflection padding to a size multiple, or
 //! bilinear resizing to a fixed size.
 
-use crate::model::SizeRule;
+use crate::model::{MinSize, SizeRule};
 
 /// How the tensor is sampled from the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,54 +26,55 @@ pub struct Geometry {
 impl Geometry {
     /// The tensor geometry a model with `rule` needs for frames of `width`×`height`.
     pub fn new(width: usize, height: usize, rule: SizeRule) -> Self {
-        match rule {
-            SizeRule::Multiple(m) => {
-                let m = m.max(1);
-                Self {
-                    frame_width: width,
-                    frame_height: height,
-                    tensor_width: width.div_ceil(m) * m,
-                    tensor_height: height.div_ceil(m) * m,
-                    resample: Resample::Pad,
-                }
-            }
-            SizeRule::Fixed {
-                width: tw,
-                height: th,
-            } => Self {
-                frame_width: width,
-                frame_height: height,
-                tensor_width: tw,
-                tensor_height: th,
-                resample: if (tw, th) == (width, height) {
-                    Resample::Pad
-                } else {
-                    Resample::Bilinear
-                },
-            },
-        }
+        Self::fitted(width, height, rule, MinSize::ANY, 1.0)
     }
 
     /// Like [`Geometry::new`], but runs the model on the frame scaled by `scale` (0 < scale < 1)
     /// when the model takes any size: the frame is resized down and the output back up.
     pub fn scaled(width: usize, height: usize, rule: SizeRule, scale: f32) -> Self {
-        let SizeRule::Multiple(m) = rule else {
-            return Self::new(width, height, rule);
+        Self::fitted(width, height, rule, MinSize::ANY, scale)
+    }
+
+    /// The tensor geometry for frames of `width`×`height` and a model with `rule` that runs
+    /// nothing smaller than `min`, at `scale` (see [`Geometry::scaled`]). Frames smaller than
+    /// `min` are reflection-padded up to it, and `scale` shrinks no side below it; the output
+    /// is always cropped or resized back to the frame's size.
+    pub fn fitted(width: usize, height: usize, rule: SizeRule, min: MinSize, scale: f32) -> Self {
+        let m = match rule {
+            SizeRule::Multiple(m) => m.max(1),
+            SizeRule::Fixed {
+                width: tw,
+                height: th,
+            } => {
+                return Self {
+                    frame_width: width,
+                    frame_height: height,
+                    tensor_width: tw,
+                    tensor_height: th,
+                    resample: if (tw, th) == (width, height) {
+                        Resample::Pad
+                    } else {
+                        Resample::Bilinear
+                    },
+                };
+            }
         };
-        if !(scale > 0.0 && scale < 1.0) {
-            return Self::new(width, height, rule);
-        }
-        let m = m.max(1);
-        let shrink = |n: usize| ((n as f32 * scale).round() as usize).max(1).div_ceil(m) * m;
-        let (tensor_width, tensor_height) = (shrink(width), shrink(height));
+        // Each side: at least the model's minimum, then up to its multiple.
+        let fit = |n: usize, least: usize| n.max(least).max(1).div_ceil(m) * m;
+        let padded = (fit(width, min.width), fit(height, min.height));
+        let scale = if scale > 0.0 && scale < 1.0 {
+            scale
+        } else {
+            1.0
+        };
+        let shrink = |n: usize, least: usize| fit((n as f32 * scale).round() as usize, least);
+        let scaled = (shrink(width, min.width), shrink(height, min.height));
         Self {
             frame_width: width,
             frame_height: height,
-            tensor_width,
-            tensor_height,
-            resample: if (tensor_width, tensor_height)
-                == (width.div_ceil(m) * m, height.div_ceil(m) * m)
-            {
+            tensor_width: scaled.0,
+            tensor_height: scaled.1,
+            resample: if scaled == padded {
                 Resample::Pad
             } else {
                 Resample::Bilinear

@@ -8,9 +8,11 @@
 pub mod bytes;
 mod geometry;
 mod pixels;
+mod resize;
 
 pub use geometry::{Geometry, Resample};
 pub use pixels::PixelFormat;
+pub use resize::resize_images;
 
 use crate::model::{ChannelOrder, Layout, ValueRange};
 

@@ -12,8 +12,9 @@ use protobuf::Enum;
 
 use super::ModelError;
 use super::manifest::{
-    ChannelOrder, Conditioning, ElementType, Layout, Manifest, SizeRule, ValueRange,
+    ChannelOrder, Conditioning, ElementType, Layout, Manifest, MinSize, SizeRule, ValueRange,
 };
+use super::spatial::SpatialGraph;
 
 /// Name, element type and shape of a graph input or output.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +53,8 @@ pub struct GraphSummary {
     /// For each tensor, the op type and first input of the node that produces it.
     pub producers: HashMap<String, (String, String)>,
     pub opset: Option<i64>,
+    /// How tensor sizes change through the graph.
+    pub spatial: SpatialGraph,
 }
 
 impl GraphSummary {
@@ -116,6 +119,11 @@ pub fn load_graph(path: &Path) -> Result<GraphSummary, ModelError> {
             producers.insert(out.clone(), (node.op_type.clone(), first_input.clone()));
         }
     }
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version);
     Ok(GraphSummary {
         inputs,
         outputs,
@@ -125,11 +133,8 @@ pub fn load_graph(path: &Path) -> Result<GraphSummary, ModelError> {
             .map(|p| (p.key.clone(), p.value.clone()))
             .collect(),
         producers,
-        opset: model
-            .opset_import
-            .iter()
-            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-            .map(|o| o.version),
+        opset,
+        spatial: SpatialGraph::new(graph, opset.unwrap_or(1)),
     })
 }
 
@@ -185,8 +190,9 @@ fn image_element_type(t: &TensorInfo) -> Result<ElementType, String> {
     match t.element_type.as_str() {
         "FLOAT" => Ok(ElementType::F32),
         "FLOAT16" => Ok(ElementType::F16),
+        "UINT8" => Ok(ElementType::U8),
         other => Err(format!(
-            "'{}' has element type {}; rsstyle supports float32 and float16 images",
+            "'{}' has element type {}; rsstyle supports float32, float16 and uint8 images",
             t.name,
             other.to_lowercase()
         )),
@@ -207,7 +213,8 @@ fn list(ts: &[TensorInfo]) -> String {
 ///
 /// Defaults where the graph is silent: RGB channel order; value range `-1..1` when the output
 /// comes from `Tanh`, `0..1` when from `Sigmoid` (looking through `Identity` and `Cast`), else
-/// `0..255`; any size (multiple of 1), or the fixed size the input declares.
+/// `0..255` (and always `0..255` for a uint8 tensor); any size (multiple of 1), or the fixed
+/// size the input declares.
 pub(crate) fn infer_manifest(g: &GraphSummary) -> Result<Manifest, String> {
     let images: Vec<&TensorInfo> = g.inputs.iter().filter(|t| t.dims.len() == 4).collect();
     let image = match images.as_slice() {
@@ -269,18 +276,20 @@ pub(crate) fn infer_manifest(g: &GraphSummary) -> Result<Manifest, String> {
             image.name, output.name
         ));
     }
-    let out_type = image_element_type(output).map_err(|e| format!("output {e}"))?;
-    if out_type != element_type {
-        return Err(format!(
-            "input '{}' and output '{}' have different element types",
-            image.name, output.name
-        ));
-    }
+    let output_element_type = image_element_type(output).map_err(|e| format!("output {e}"))?;
 
     let range = match g.final_op(&output.name) {
         Some("Tanh") => ValueRange::Signed,
         Some("Sigmoid") => ValueRange::Unit,
         _ => ValueRange::Byte,
+    };
+    // Bytes hold 0..255 whatever the other side does.
+    let byte_or = |t: ElementType| {
+        if t == ElementType::U8 {
+            ValueRange::Byte
+        } else {
+            range
+        }
     };
     let (h, w) = match layout {
         Layout::Nchw => (image.dims[2], image.dims[3]),
@@ -298,10 +307,12 @@ pub(crate) fn infer_manifest(g: &GraphSummary) -> Result<Manifest, String> {
         output: output.name.clone(),
         layout,
         element_type,
-        input_range: range,
-        output_range: range,
+        output_element_type,
+        input_range: byte_or(element_type),
+        output_range: byte_or(output_element_type),
         channel_order: ChannelOrder::Rgb,
         size,
+        min_size: MinSize::ANY,
         max_batch: image.dims[0].map(|b| b as usize),
         conditioning,
         description: None,

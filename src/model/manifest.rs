@@ -23,12 +23,52 @@ pub enum ChannelOrder {
     Bgr,
 }
 
-/// Element type of the image tensors.
+/// Element type of an image tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ElementType {
     F32,
     F16,
+    /// 8-bit pixels (TensorFlow converters' `uint8` images): always the range 0..255.
+    U8,
+}
+
+impl ElementType {
+    /// The ONNX name in lower case (`float32`, `float16`, `uint8`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "float32",
+            Self::F16 => "float16",
+            Self::U8 => "uint8",
+        }
+    }
+}
+
+/// Smallest tensor width and height a model's graph can run, in pixels. Smaller frames are
+/// reflection-padded up to it (and `inference-scale` never shrinks a frame below it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinSize {
+    pub width: usize,
+    pub height: usize,
+}
+
+impl MinSize {
+    /// No limit: one pixel.
+    pub const ANY: Self = Self {
+        width: 1,
+        height: 1,
+    };
+
+    fn is_any(&self) -> bool {
+        *self == Self::ANY
+    }
+}
+
+impl Default for MinSize {
+    fn default() -> Self {
+        Self::ANY
+    }
 }
 
 /// The value range pixel values are mapped to (0 ↦ low, 255 ↦ high).
@@ -108,12 +148,21 @@ pub struct Manifest {
     pub input: String,
     pub output: String,
     pub layout: Layout,
+    /// Element type of the image input.
     pub element_type: ElementType,
+    /// Element type of the image output (TensorFlow converters may return uint8 from float
+    /// input or the other way round).
+    pub output_element_type: ElementType,
     pub input_range: ValueRange,
     pub output_range: ValueRange,
     pub channel_order: ChannelOrder,
     pub size: SizeRule,
-    /// Largest batch the graph accepts (`None`: any).
+    /// Smallest input the graph can run ([`MinSize::ANY`] when it takes any size), found from
+    /// the graph's reflection pads, kernels and strides (see [`super::spatial`]).
+    #[serde(default, skip_serializing_if = "MinSize::is_any")]
+    pub min_size: MinSize,
+    /// The batch size the graph fixes (`None`: any). Batches are never larger, and smaller
+    /// ones are padded to it.
     pub max_batch: Option<usize>,
     pub conditioning: Option<Conditioning>,
     /// Free-form description: style name, provenance, licence.
@@ -142,6 +191,10 @@ pub struct ManifestPatch {
     pub channel_order: Option<ChannelOrder>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_multiple: Option<usize>,
+    /// Smallest input the graph runs, `{"width": W, "height": H}` (default: found from the
+    /// graph).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_size: Option<MinSize>,
     /// Conditioning input name and style labels (its length comes from the graph).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditioning: Option<ConditioningPatch>,
@@ -202,6 +255,12 @@ impl Manifest {
         if let (Some(m), SizeRule::Multiple(_)) = (patch.size_multiple, self.size) {
             self.size = SizeRule::Multiple(m.max(1));
         }
+        if let Some(m) = patch.min_size {
+            self.min_size = MinSize {
+                width: m.width.max(1),
+                height: m.height.max(1),
+            };
+        }
         if let Some(c) = &patch.conditioning {
             let current = self.conditioning.get_or_insert_with(|| Conditioning {
                 input: String::new(),
@@ -222,6 +281,16 @@ impl Manifest {
 
     /// Checks the manifest against the graph it describes.
     pub(crate) fn validate(&mut self, graph: &GraphSummary) -> Result<(), String> {
+        for (side, ty, range) in [
+            ("input", self.element_type, self.input_range),
+            ("output", self.output_element_type, self.output_range),
+        ] {
+            if ty == ElementType::U8 && range != ValueRange::Byte {
+                return Err(format!(
+                    "the image {side} is uint8, which holds pixels as 0..255, not {range}"
+                ));
+            }
+        }
         if !graph.inputs.iter().any(|t| t.name == self.input) {
             return Err(format!(
                 "input '{}' is not an input of the graph",
@@ -291,10 +360,10 @@ impl Manifest {
                 format!("fixed {width}x{height} (frames are resized)")
             }
         };
-        let batch = self.max_batch.map_or("any".to_string(), |b| b.to_string());
-        let et = match self.element_type {
-            ElementType::F32 => "float32",
-            ElementType::F16 => "float16",
+        let batch = match self.max_batch {
+            None => "any".to_string(),
+            Some(1) => "1 (fixed by the graph)".to_string(),
+            Some(b) => format!("fixed {b} (smaller batches are padded to {b} frames)"),
         };
         let layout = match self.layout {
             Layout::Nchw => "NCHW",
@@ -305,14 +374,26 @@ impl Manifest {
             ChannelOrder::Bgr => "BGR",
         };
         s += &format!(
-            "input:         {} ({layout}, {et}, {order}, range {})\n",
-            self.input, self.input_range
+            "input:         {} ({layout}, {}, {order}, range {})\n",
+            self.input,
+            self.element_type.name(),
+            self.input_range
         );
         s += &format!(
-            "output:        {} ({layout}, {et}, {order}, range {})\n",
-            self.output, self.output_range
+            "output:        {} ({layout}, {}, {order}, range {})\n",
+            self.output,
+            self.output_element_type.name(),
+            self.output_range
         );
         s += &format!("size:          {size}\n");
+        if let SizeRule::Multiple(_) = self.size {
+            let MinSize { width, height } = self.min_size;
+            s += &if self.min_size.is_any() {
+                "min size:      1x1\n".to_string()
+            } else {
+                format!("min size:      {width}x{height} (smaller frames are reflection-padded)\n")
+            };
+        }
         s += &format!("batch:         {batch}\n");
         match &self.conditioning {
             None => s += "conditioning:  none\n",

@@ -88,13 +88,13 @@ fn conditioning_vector_is_found() {
 #[test]
 fn non_image_graphs_are_refused_with_reasons() {
     let g = graph(
-        vec![tensor("x", "UINT8", &DYN_NCHW)],
-        vec![tensor("y", "UINT8", &DYN_NCHW)],
+        vec![tensor("x", "INT32", &DYN_NCHW)],
+        vec![tensor("y", "INT32", &DYN_NCHW)],
         "Identity",
     );
     assert_eq!(
         infer_manifest(&g).unwrap_err(),
-        "input 'x' has element type uint8; rsstyle supports float32 and float16 images"
+        "input 'x' has element type int32; rsstyle supports float32, float16 and uint8 images"
     );
     let g = graph(
         vec![
@@ -186,5 +186,84 @@ fn value_ranges_parse_from_their_names() {
     assert_eq!(
         "0..100".parse::<ValueRange>().unwrap_err(),
         "unknown value range '0..100': expected 0..255, 0..1 or -1..1"
+    );
+}
+
+#[test]
+fn uint8_images_and_mixed_element_types_are_accepted() {
+    // TensorFlow converters: NHWC uint8 in and out.
+    let nhwc = [None, None, None, Some(3)];
+    let g = graph(
+        vec![tensor("image", "UINT8", &nhwc)],
+        vec![tensor("stylized", "UINT8", &nhwc)],
+        "Cast",
+    );
+    let m = infer_manifest(&g).unwrap();
+    assert_eq!(m.layout, Layout::Nhwc);
+    assert_eq!(
+        (m.element_type, m.output_element_type),
+        (ElementType::U8, ElementType::U8)
+    );
+    assert_eq!(
+        (m.input_range, m.output_range),
+        (ValueRange::Byte, ValueRange::Byte)
+    );
+    // uint8 in, float out of a tanh: each side keeps its own type and range.
+    let g = graph(
+        vec![tensor("image", "UINT8", &DYN_NCHW)],
+        vec![tensor("y", "FLOAT", &DYN_NCHW)],
+        "Tanh",
+    );
+    let mut m = infer_manifest(&g).unwrap();
+    assert_eq!(
+        (m.element_type, m.output_element_type),
+        (ElementType::U8, ElementType::F32)
+    );
+    assert_eq!(
+        (m.input_range, m.output_range),
+        (ValueRange::Byte, ValueRange::Signed)
+    );
+    assert!(
+        m.describe()
+            .contains("input:         image (NCHW, uint8, RGB, range 0..255)")
+    );
+    assert!(
+        m.describe()
+            .contains("output:        y (NCHW, float32, RGB, range -1..1)")
+    );
+    // A uint8 tensor cannot hold another range.
+    m.apply(&ManifestPatch::from_json(r#"{"range": "0..1"}"#).unwrap());
+    assert_eq!(
+        m.validate(&g).unwrap_err(),
+        "the image input is uint8, which holds pixels as 0..255, not 0..1"
+    );
+}
+
+#[test]
+fn min_size_and_fixed_batch_are_described_and_patchable() {
+    let g = graph(
+        vec![tensor("x", "FLOAT", &[Some(10), Some(3), None, None])],
+        vec![tensor("y", "FLOAT", &[Some(10), Some(3), None, None])],
+        "Conv",
+    );
+    let mut m = infer_manifest(&g).unwrap();
+    assert_eq!(m.max_batch, Some(10));
+    assert_eq!(m.min_size, MinSize::ANY);
+    m.apply(&ManifestPatch::from_json(r#"{"min_size": {"width": 12, "height": 9}}"#).unwrap());
+    assert_eq!(
+        m.min_size,
+        MinSize {
+            width: 12,
+            height: 9
+        }
+    );
+    let text = m.describe();
+    assert!(
+        text.contains("min size:      12x9 (smaller frames are reflection-padded)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("batch:         fixed 10 (smaller batches are padded to 10 frames)"),
+        "{text}"
     );
 }
