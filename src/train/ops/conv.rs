@@ -1,7 +1,8 @@
 //! 2-D convolution (groups 1, dilation 1, zero padding) and its gradients as matrix products
 //! (the `gemm` crate, the one candle uses), cut into cache-sized tiles that the cores share.
 //!
-//! Two ways to build the products:
+//! Convolutions with at most 4 input or output channels run [`direct`]ly; others are built
+//! from products in one of two ways:
 //! - **shifted views** (stride 1, enough channels): over the zero-padded input `Xp` (C planes of
 //!   Hp×Wp), the output on a "wide" grid of Ho rows of Wp columns is
 //!   `Σ_{ky,kx} W[:, :, ky, kx] · Xp[:, ky·Wp + kx + j]` — one product per kernel tap reading
@@ -19,7 +20,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{slice, tensor, wants_grad, with_data};
+use super::{direct, slice, tensor, wants_grad, with_data};
 
 /// Convolution of contiguous f32 NCHW `x` with kernel `w` `(O, C, k, k)`.
 pub fn conv2d(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
@@ -57,11 +58,46 @@ impl Dims {
         self.c * self.k * self.k
     }
 
-    /// Whether the shifted-view products apply and pay: stride 1 and enough channels for each
-    /// tap's product to be worth a call.
-    fn shifted(&self) -> bool {
-        self.stride == 1 && self.c >= 8 && self.k <= 5
+    /// How to compute this convolution.
+    fn method(&self) -> Method {
+        if self.stride != 1 {
+            Method::Im2col
+        } else if (self.o <= 4 || self.c <= 4) && direct::available() {
+            Method::Direct
+        } else if self.c >= 8 {
+            Method::Shifted
+        } else {
+            Method::Im2col
+        }
     }
+
+    fn shifted(&self) -> bool {
+        self.method() == Method::Shifted
+    }
+
+    /// The sizes [`direct`] works with.
+    fn padded_sizes(&self) -> direct::Padded {
+        let (hp, wp) = self.padded();
+        direct::Padded {
+            n: self.n,
+            c: self.c,
+            hp,
+            wp,
+            o: self.o,
+            k: self.k,
+        }
+    }
+}
+
+/// The three ways to compute a convolution (see the module's documentation).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Method {
+    /// [`direct`]: stride 1, at most 4 input or output channels, AVX2 + FMA.
+    Direct,
+    /// Products over shifted views of the padded input: stride 1, at least 8 input channels.
+    Shifted,
+    /// Products over tiles of the im2col matrix.
+    Im2col,
 }
 
 /// A row-major-or-not matrix view for `gemm`: element (i, j) at `ptr + i·rs + j·cs`.
@@ -144,10 +180,10 @@ fn zero_pad(x: &[f32], d: Dims) -> std::borrow::Cow<'_, [f32]> {
 
 /// Forward convolution: `(n, o, ho, wo)` values.
 fn forward(x: &[f32], w: &[f32], d: Dims) -> Vec<f32> {
-    if d.shifted() {
-        forward_shifted(x, w, d)
-    } else {
-        forward_im2col(x, w, d)
+    match d.method() {
+        Method::Direct => direct::forward(&zero_pad(x, d), w, d.padded_sizes()),
+        Method::Shifted => forward_shifted(x, w, d),
+        Method::Im2col => forward_im2col(x, w, d),
     }
 }
 
@@ -432,6 +468,9 @@ fn input_grad(g: &[f32], w: &[f32], d: Dims) -> Vec<f32> {
 fn kernel_grad(x: &[f32], g: &[f32], d: Dims) -> Vec<f32> {
     let (ho, wo) = d.out();
     let (o, c, k, ckk) = (d.o, d.c, d.k, d.ckk());
+    if d.method() == Method::Direct {
+        return direct::kernel_grad(&zero_pad(x, d), g, d.padded_sizes());
+    }
     let shares: Vec<Vec<f32>> = if d.shifted() {
         let xp = zero_pad(x, d);
         let (hp, wp) = d.padded();
@@ -633,9 +672,16 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences_of_candles_conv() {
-        // Both paths (shifted views: stride 1 and ≥ 8 channels; im2col otherwise), zero and
-        // some padding, strides 1 and 2, odd sizes.
+        // Every method (direct: ≤ 4 channels in or out; shifted views: ≥ 8 in; im2col: strided
+        // or 5–7 in) for the output and both gradients, zero and some padding, odd sizes.
         for (c, o, k, pad, stride, h, w) in [
+            (8, 6, 5, 2, 1, 6, 7),
+            (6, 5, 3, 0, 1, 5, 6),
+            // Direct with several blocks of 4 output channels, and rows long enough for its
+            // 16-wide (output) and 32-wide (kernel gradient) steps plus a remainder.
+            (3, 6, 3, 1, 1, 5, 6),
+            (4, 9, 5, 2, 1, 6, 7),
+            (2, 5, 3, 1, 1, 3, 35),
             (8, 3, 3, 1, 1, 5, 6),
             (8, 2, 3, 0, 1, 6, 5),
             (8, 8, 3, 1, 1, 4, 5),

@@ -11,6 +11,7 @@
 
 pub mod act;
 pub mod conv;
+pub mod direct;
 pub mod norm;
 pub mod pad;
 pub mod pool;
