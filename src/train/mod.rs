@@ -13,6 +13,7 @@ pub mod export;
 pub mod layers;
 pub mod losses;
 pub mod nets;
+pub mod ops;
 pub mod params;
 pub mod plots;
 pub mod quality;

@@ -5,7 +5,7 @@
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::layers::{conv2d, instance_norm, leaky_relu, reflect_pad};
+use super::layers::{conv2d, instance_norm, leaky_relu, reflect_pad, upsample_nearest2};
 use super::params::Params;
 use super::rng::Rng;
 
@@ -423,10 +423,7 @@ impl Net {
                 Layer::Relu => x.relu()?,
                 Layer::LeakyRelu => leaky_relu(&x, LEAKY_SLOPE)?,
                 Layer::Tanh => x.tanh()?,
-                Layer::Upsample2 => {
-                    let (_, _, h, w) = x.dims4()?;
-                    x.upsample_nearest2d(2 * h, 2 * w)?
-                }
+                Layer::Upsample2 => upsample_nearest2(&x)?,
                 Layer::Residual(inner) => (self.run(inner, x.clone(), styles)? + x)?,
             };
         }
