@@ -6,7 +6,8 @@
 #   scripts/setup.sh          what building and running rsstyle needs
 #   scripts/setup.sh --test   also what the test suite needs (an old ONNX Runtime
 #                             library, to test that it is refused; the VGG16 weights;
-#                             Python with Pillow for the training-data script's tests)
+#                             Magenta's arbitrary-style networks; Python with Pillow for
+#                             the training-data script's tests)
 set -euo pipefail
 
 with_test_deps=false
@@ -63,8 +64,10 @@ fetch_ort() {
 fetch_ort "$ort_version" "$deps/onnxruntime"
 if $with_test_deps; then
   fetch_ort 1.29.0 "$deps/onnxruntime-1.29.0"
-  # The trainer's tests need the VGG16 weights of the perceptual loss.
+  # The trainer's tests need the VGG16 weights of the perceptual loss, and Magenta's
+  # arbitrary-style networks (the distillation teacher).
   "$root/scripts/fetch-vgg16.sh"
+  "$root/scripts/fetch-teacher.sh"
   # The training-data script's tests need Python with Pillow (.deps/data-venv).
   "$root/scripts/fetch-training-data.sh" --venv-only
 fi

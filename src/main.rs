@@ -48,6 +48,9 @@ enum Command {
     Export(app::train::ExportArgs),
     /// Write an int8 copy of a float32 model, calibrated on images (faster on CPUs).
     Quantize(app::quantize::QuantizeArgs),
+    /// Write Magenta's arbitrary-style network with one style image built in, as a model the
+    /// element runs and `train style --teacher` distils.
+    Teacher(app::train::TeacherArgs),
     /// Print what a model expects and returns (its manifest).
     Inspect {
         /// The ONNX model.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Train(command) => app::train::run(&command),
         Command::Export(args) => app::train::export(&args),
         Command::Quantize(args) => app::quantize::run(&args),
+        Command::Teacher(args) => app::train::teacher(&args),
         Command::Convert(args) => match app::convert::main(&args) {
             Ok(code) => return code,
             Err(e) => Err(e),

@@ -6,11 +6,111 @@ use crate::engine::{Engine, EngineError, Output};
 use crate::frame::{self, Blend, FrameMut, FrameRef, Geometry, TensorFormat, TensorValue};
 use crate::model::{Layout, Manifest};
 
+/// Weights of a conditioned model's styles, summing to 1: a mix of styles (Dumoulin et al.
+/// 2017 interpolate the conditional instance norm parameters the same way).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StyleMix {
+    weights: [f32; StyleMix::MAX_STYLES],
+    len: usize,
+}
+
+impl StyleMix {
+    /// Most styles a mix can weigh.
+    pub const MAX_STYLES: usize = 64;
+
+    /// Parses `spec` for `manifest`'s styles: one weight per style in order (`0.5,0,0.5`), or
+    /// `STYLE:WEIGHT` pairs where STYLE is a style's label or index (`starry-night:0.7,2:0.3`;
+    /// styles not named weigh 0). Weights must be ≥ 0 and not all 0; they are scaled to sum 1.
+    pub fn parse(spec: &str, manifest: &Manifest) -> Result<Self, String> {
+        let Some(c) = &manifest.conditioning else {
+            return Err(
+                "style-weights needs a conditioned multi-style model; this one has a single style"
+                    .into(),
+            );
+        };
+        if c.length > Self::MAX_STYLES {
+            return Err(format!(
+                "style-weights supports models with up to {} styles; this one has {}",
+                Self::MAX_STYLES,
+                c.length
+            ));
+        }
+        let items: Vec<&str> = spec
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let number = |v: &str| -> Result<f32, String> {
+            v.parse::<f32>()
+                .ok()
+                .filter(|w| w.is_finite() && *w >= 0.0)
+                .ok_or_else(|| format!("style weight '{v}' is not a number ≥ 0"))
+        };
+        let mut weights = [0f32; Self::MAX_STYLES];
+        if items.iter().any(|i| i.contains(':')) {
+            for item in &items {
+                let (name, w) = item
+                    .rsplit_once(':')
+                    .ok_or_else(|| format!("'{item}' is not STYLE:WEIGHT"))?;
+                let index = c
+                    .labels
+                    .iter()
+                    .position(|l| l == name.trim())
+                    .or_else(|| name.trim().parse::<usize>().ok().filter(|&i| i < c.length))
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown style '{}': the model's styles are {}",
+                            name.trim(),
+                            Self::style_names(c)
+                        )
+                    })?;
+                weights[index] += number(w.trim())?;
+            }
+        } else {
+            if items.len() != c.length {
+                return Err(format!(
+                    "{} style weights for a model with {} styles ({})",
+                    items.len(),
+                    c.length,
+                    Self::style_names(c)
+                ));
+            }
+            for (slot, item) in weights.iter_mut().zip(&items) {
+                *slot = number(item)?;
+            }
+        }
+        let sum: f32 = weights.iter().sum();
+        if sum <= 0.0 {
+            return Err("style weights are all 0".into());
+        }
+        weights.iter_mut().for_each(|w| *w /= sum);
+        Ok(StyleMix {
+            weights,
+            len: c.length,
+        })
+    }
+
+    fn style_names(c: &crate::model::Conditioning) -> String {
+        if c.labels.is_empty() {
+            format!("0..{}", c.length - 1)
+        } else {
+            c.labels.join(", ")
+        }
+    }
+
+    /// One weight per style.
+    pub fn weights(&self) -> &[f32] {
+        &self.weights[..self.len]
+    }
+}
+
 /// Per-frame controls.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StyleParams {
     /// Index into the model's conditioning vector (ignored by unconditioned models).
     pub style: usize,
+    /// Weights of the model's styles, instead of `style` (conditioned models only).
+    pub mix: Option<StyleMix>,
     /// Run the model on the frame scaled by this factor (≤ 1) and scale the result back up.
     pub inference_scale: f32,
     /// How the output is combined with the input.
@@ -21,6 +121,7 @@ impl Default for StyleParams {
     fn default() -> Self {
         Self {
             style: 0,
+            mix: None,
             inference_scale: 1.0,
             blend: Blend::default(),
         }
@@ -228,9 +329,18 @@ impl Stylizer {
         self.engine.as_ref()
     }
 
-    /// Checks that `params` fit the model (style index in range).
+    /// Checks that `params` fit the model (style index in range, style weights of its length).
     pub fn check_params(manifest: &Manifest, params: &StyleParams) -> Result<(), String> {
         let count = manifest.style_count();
+        if let Some(mix) = &params.mix
+            && manifest.conditioning.is_some()
+            && mix.weights().len() != count
+        {
+            return Err(format!(
+                "{} style weights for a model with {count} styles",
+                mix.weights().len()
+            ));
+        }
         if manifest.conditioning.is_some() && params.style >= count {
             return Err(format!(
                 "style {} is out of range: the model has {count} style{} (0..{})",
@@ -301,11 +411,14 @@ impl Stylizer {
                 let mut values = std::mem::take(&mut self.conditioning);
                 values.clear();
                 values.resize(c.length * images, 0.0);
-                for (i, style) in (0..images)
-                    .map(|i| items.get(i).map_or(0, |item| item.params.style))
-                    .enumerate()
-                {
-                    values[i * c.length + style] = 1.0;
+                // Padding images of a fixed-batch model (no item) take style 0.
+                for i in 0..images {
+                    let row = &mut values[i * c.length..(i + 1) * c.length];
+                    match items.get(i).map(|item| (&item.params.mix, item.params.style)) {
+                        Some((Some(mix), _)) => row.copy_from_slice(mix.weights()),
+                        Some((None, style)) => row[style] = 1.0,
+                        None => row[0] = 1.0,
+                    }
                 }
                 Some(values)
             }

@@ -460,3 +460,80 @@ fn engine_option_profile_records_onnx_runtime_node_timings() {
         .unwrap();
     assert_eq!(conv["nodes_per_run"], 2.0);
 }
+
+#[test]
+fn style_weights_mix_the_styles_of_a_conditioned_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = conditioned_offsets(dir.path());
+    let input: Vec<[u8; 3]> = pattern(16, 8)
+        .iter()
+        .map(|p| p.map(|v| v / 2 + 60))
+        .collect();
+    let mixed = |weights: [f32; 3]| -> Vec<[u8; 3]> {
+        input
+            .iter()
+            .map(|p| {
+                std::array::from_fn(|c| {
+                    let off: f32 = (0..3).map(|s| weights[s] * STYLE_OFFSETS[s][c]).sum();
+                    (p[c] as f32 + off).round().clamp(0.0, 255.0) as u8
+                })
+            })
+            .collect()
+    };
+    for (spec, weights) in [
+        // By label, normalised to sum 1.
+        ("warm:1,blue:1", [0.5, 0.0, 0.5]),
+        // By index and label mixed; unnamed styles weigh 0.
+        ("1:0.25, blue:0.75", [0.0, 0.25, 0.75]),
+        // One weight per style, in order.
+        ("0.2,0.3,0.5", [0.2, 0.3, 0.5]),
+    ] {
+        let out = run_frame(
+            &[model_prop(&model), ("style-weights", spec.to_value())],
+            PixelFormat::Rgbx,
+            16,
+            8,
+            &input,
+        );
+        let expected = mixed(weights);
+        let worst = out
+            .iter()
+            .zip(&expected)
+            .flat_map(|(a, b)| (0..3).map(move |c| (a[c] as i32 - b[c] as i32).abs()))
+            .max()
+            .unwrap();
+        assert!(worst <= 1, "{spec}: differs by {worst}");
+    }
+}
+
+#[test]
+fn style_weights_for_a_single_style_model_fail_the_start() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let model = invert(dir.path(), "0..255");
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=2 ! video/x-raw,format=RGB,width=16,height=8 \
+         ! rsstyle model={} style-weights=1,1 ! fakesink",
+        model.display()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).ok();
+    let bus = pipeline.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        )
+        .expect("an error");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let gst::MessageView::Error(e) = msg.view() else {
+        panic!("expected an error, got {msg:?}")
+    };
+    assert!(
+        e.error()
+            .to_string()
+            .contains("style-weights '1,1': style-weights needs a conditioned multi-style model"),
+        "{}",
+        e.error()
+    );
+}

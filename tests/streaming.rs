@@ -742,3 +742,56 @@ fn a_fast_upstream_fills_whole_batches() {
         "{sizes:?}"
     );
 }
+
+#[test]
+fn style_weights_change_while_playing_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = conditioned_offsets(dir.path());
+    let (mut h, bus) = start(&[("model", model.display().to_string().to_value())], W, H);
+    let input = vec![[100u8, 100, 100]; W * H];
+    let element = h.element().unwrap();
+    let mut pts = 0;
+    let mut push_pull = |h: &mut gst_check::Harness| {
+        h.push(rgb_buffer(&input, W, H, pts)).unwrap();
+        pts += 40;
+        rgb_pixels(&h.pull().unwrap(), W, H)[0]
+    };
+    // Style 0 (warm): +10, +20, +30.
+    assert_eq!(push_pull(&mut h), [110, 120, 130]);
+    element.set_property("style-weights", "cross:1,blue:3");
+    // A quarter of (−40, 0, 40) and three quarters of (5, −5, 100): 100 − 6.25, 100 − 3.75,
+    // 100 + 85.
+    assert_eq!(push_pull(&mut h), [94, 96, 185]);
+    // Unknown label, wrong count, negative weight, all zero: each refused with a warning
+    // naming the problem; the mix stays.
+    for (bad, says) in [
+        (
+            "sepia:1",
+            "unknown style 'sepia': the model's styles are warm, cross, blue",
+        ),
+        ("1,2", "2 style weights for a model with 3 styles"),
+        ("warm:-1", "style weight '-1' is not a number ≥ 0"),
+        ("0,0,0", "style weights are all 0"),
+    ] {
+        element.set_property("style-weights", bad);
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(1),
+                &[gst::MessageType::Warning],
+            )
+            .expect("a warning");
+        let gst::MessageView::Warning(w) = msg.view() else {
+            unreachable!()
+        };
+        assert!(w.error().to_string().contains(says), "{bad}: {}", w.error());
+        assert_eq!(push_pull(&mut h), [94, 96, 185], "{bad}");
+    }
+    assert_eq!(
+        element.property::<String>("style-weights"),
+        "cross:1,blue:3"
+    );
+    // Empty: back to the `style` property.
+    element.set_property("style-weights", "");
+    element.set_property("style", 2u32);
+    assert_eq!(push_pull(&mut h), [105, 95, 200]);
+}

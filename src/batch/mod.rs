@@ -77,6 +77,10 @@ pub struct Completed<P> {
     pub warning: Option<String>,
 }
 
+// Nearly every message is a job (a frame with its style parameters, whose style weights make
+// it a few hundred bytes); boxing it would add an allocation per frame to save space in a rare
+// `Drain`.
+#[allow(clippy::large_enum_variant)]
 enum Message<P> {
     Job(Job<P>),
     Drain,

@@ -179,8 +179,19 @@ impl RsStyle {
             ))
         })?;
         batcher.configure(settings.batch_size as usize, settings.batch_timeout());
-        Stylizer::check_params(batcher.manifest(), &settings.style_params())
+        // Style weights name the styles of this model: resolved for it, kept with the settings.
+        let mut resolved = settings.clone();
+        resolved
+            .resolve_style_weights(batcher.manifest())
             .map_err(|e| (Failure::Settings, format!("{model}: {e}")))?;
+        Stylizer::check_params(batcher.manifest(), &resolved.style_params())
+            .map_err(|e| (Failure::Settings, format!("{model}: {e}")))?;
+        {
+            let mut current = self.settings.lock().unwrap();
+            if current.style_weights == resolved.style_weights {
+                current.mix = resolved.mix;
+            }
+        }
         gst::info!(
             CAT,
             imp = self,
@@ -234,6 +245,38 @@ impl RsStyle {
                 }
             }
         });
+    }
+
+    /// Sets `style-weights`: resolved against the loaded model, if any (invalid weights are
+    /// refused with a warning and the current ones kept); otherwise when the model loads.
+    fn set_style_weights(&self, spec: Option<String>) {
+        let spec = spec.unwrap_or_default();
+        let manifest = self
+            .state
+            .lock()
+            .unwrap()
+            .batcher
+            .as_ref()
+            .map(|b| b.manifest().clone());
+        let mut settings = self.settings.lock().unwrap();
+        let mut candidate = settings.clone();
+        candidate.style_weights = spec;
+        if let Some(manifest) = manifest {
+            if let Err(e) = candidate.resolve_style_weights(&manifest) {
+                drop(settings);
+                gst::warning!(CAT, imp = self, "{e}");
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Settings,
+                    ("{}; keeping the current style", e)
+                );
+                return;
+            }
+        } else {
+            candidate.mix = None;
+        }
+        settings.style_weights = candidate.style_weights;
+        settings.mix = candidate.mix;
     }
 
     fn queue(&self) -> Option<Arc<OrderedQueue<Item>>> {
@@ -814,6 +857,10 @@ impl ObjectImpl for RsStyle {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.name() == "style-weights" {
+            self.set_style_weights(value.get::<Option<String>>().expect("type checked"));
+            return;
+        }
         if pspec.name() == "style" {
             let style: u32 = value.get().expect("type checked");
             // Styles of the loaded conditioned model, if one is loaded.

@@ -9,7 +9,7 @@ use gst::prelude::*;
 
 use crate::frame::Blend;
 use crate::model::{ManifestPatch, ValueRange};
-use crate::stylizer::StyleParams;
+use crate::stylizer::{StyleMix, StyleParams};
 
 /// The `value-range` property: the model's pixel value range, or `auto` for the manifest's.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
@@ -50,6 +50,10 @@ pub(super) struct Settings {
     pub engine_options: String,
     pub strength: f64,
     pub style: u32,
+    /// The `style-weights` property as set.
+    pub style_weights: String,
+    /// `style_weights` resolved against the loaded model's styles.
+    pub mix: Option<StyleMix>,
     pub preserve_color: bool,
     pub infer_every: u32,
     pub inference_scale: f64,
@@ -74,6 +78,8 @@ impl Default for Settings {
             engine_options: String::new(),
             strength: 1.0,
             style: 0,
+            style_weights: String::new(),
+            mix: None,
             preserve_color: false,
             infer_every: 1,
             inference_scale: 1.0,
@@ -162,6 +168,16 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .nick("Style")
                 .blurb("Style index for conditioned multi-style models (see 'rsstyle inspect MODEL')")
                 .default_value(d.style)
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecString::builder("style-weights")
+                .nick("Style weights")
+                .blurb(
+                    "Mix the styles of a conditioned multi-style model: one weight per style \
+                     ('0.5,0,0.5') or STYLE:WEIGHT pairs by label or index ('starry-night:0.7,2:0.3'); \
+                     weights are scaled to sum 1. Empty: the 'style' property picks one style. Invalid \
+                     weights set while playing are refused with a warning",
+                )
                 .mutable_playing()
                 .build(),
             glib::ParamSpecBoolean::builder("preserve-color")
@@ -273,6 +289,7 @@ impl Settings {
             "engine-options" => self.engine_options = path(value).unwrap_or_default(),
             "strength" => self.strength = value.get().expect("type checked"),
             "style" => self.style = value.get().expect("type checked"),
+            "style-weights" => self.style_weights = path(value).unwrap_or_default(),
             "preserve-color" => self.preserve_color = value.get().expect("type checked"),
             "infer-every" => self.infer_every = value.get().expect("type checked"),
             "inference-scale" => self.inference_scale = value.get().expect("type checked"),
@@ -301,6 +318,7 @@ impl Settings {
             "engine-options" => self.engine_options.to_value(),
             "strength" => self.strength.to_value(),
             "style" => self.style.to_value(),
+            "style-weights" => self.style_weights.to_value(),
             "preserve-color" => self.preserve_color.to_value(),
             "infer-every" => self.infer_every.to_value(),
             "inference-scale" => self.inference_scale.to_value(),
@@ -328,6 +346,7 @@ impl Settings {
     pub fn style_params(&self) -> StyleParams {
         StyleParams {
             style: self.style as usize,
+            mix: self.mix,
             inference_scale: self.inference_scale as f32,
             blend: Blend {
                 strength: self.strength as f32,
@@ -344,6 +363,22 @@ impl Settings {
             infer_every: self.infer_every,
             params: self.style_params(),
         }
+    }
+
+    /// Resolves `style_weights` against `manifest` into `mix` (none when empty).
+    pub fn resolve_style_weights(
+        &mut self,
+        manifest: &crate::model::Manifest,
+    ) -> Result<(), String> {
+        self.mix = if self.style_weights.trim().is_empty() {
+            None
+        } else {
+            Some(
+                StyleMix::parse(&self.style_weights, manifest)
+                    .map_err(|e| format!("style-weights '{}': {e}", self.style_weights))?,
+            )
+        };
+        Ok(())
     }
 
     pub fn batch_timeout(&self) -> Duration {

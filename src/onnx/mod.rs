@@ -125,7 +125,13 @@ fn node_proto(
 }
 
 /// A constant tensor stored little-endian in `raw`.
-fn tensor_proto(name: &str, data_type: DataType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
+/// An initializer `name` of `dims` whose little-endian values are `raw`.
+pub(crate) fn tensor_proto(
+    name: &str,
+    data_type: DataType,
+    dims: &[i64],
+    raw: Vec<u8>,
+) -> TensorProto {
     let mut t = TensorProto::new();
     t.name = name.to_string();
     t.data_type = data_type as i32;

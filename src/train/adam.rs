@@ -28,8 +28,21 @@ struct Slot {
 
 impl Adam {
     pub fn new(params: &Params, prefix: &str, lr: f64, beta1: f64, beta2: f64) -> Result<Self> {
+        Self::new_filtered(params, prefix, lr, beta1, beta2, |_| true)
+    }
+
+    /// Adam over the parameters under `prefix` whose names `keep` accepts; the others stay.
+    pub fn new_filtered(
+        params: &Params,
+        prefix: &str,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Self> {
         let slots = params
             .vars_with_prefix(prefix)
+            .filter(|(name, _)| keep(name))
             .map(|(name, var)| {
                 Ok(Slot {
                     name: name.to_string(),

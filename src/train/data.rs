@@ -133,23 +133,87 @@ pub struct ImageSet {
     images: Vec<RgbImage>,
     pub files: Vec<PathBuf>,
     crop: u32,
+    /// Crop windows are `crop` × U(1, zoom) pixels, scaled to `crop`.
+    zoom: f32,
+    /// Crops with a smaller grey standard deviation (0..255) are drawn again.
+    min_std: f32,
 }
+
+/// Draws of a crop before a flat one is accepted anyway (an image set of flat images).
+const FLAT_RETRIES: usize = 8;
 
 impl ImageSet {
     /// Loads every image under `dirs`, scaled so the shorter side is `crop` × 1.15 (room for
     /// random crops).
     pub fn load(dirs: &[PathBuf], crop: u32) -> anyhow::Result<Self> {
+        Self::load_at(dirs, crop, (crop as f32 * 1.15).round() as u32)
+    }
+
+    /// Loads every image under `dirs`, scaled so the shorter side is `side` (≥ `crop`).
+    pub fn load_at(dirs: &[PathBuf], crop: u32, side: u32) -> anyhow::Result<Self> {
         let files = image_files(dirs)?;
-        let scale_to = (crop as f32 * 1.15).round() as u32;
         let images = files
             .iter()
-            .map(|f| load_rgb(f).map(|img| fit_short_side(&img, scale_to)))
+            .map(|f| load_rgb(f).map(|img| fit_short_side(&img, side.max(crop))))
             .collect::<anyhow::Result<_>>()?;
         Ok(ImageSet {
             images,
             files,
             crop,
+            zoom: 1.0,
+            min_std: 0.0,
         })
+    }
+
+    /// Crops windows of up to `zoom` × the crop size, scaled down to it (scale augmentation).
+    pub fn with_zoom(mut self, zoom: f32) -> Self {
+        self.zoom = zoom.max(1.0);
+        self
+    }
+
+    /// Draws again crops whose grey standard deviation is below `std` (0..255).
+    pub fn with_min_std(mut self, std: f32) -> Self {
+        self.min_std = std;
+        self
+    }
+
+    /// `n` random crops: random image, window size and position, horizontal flip; flat crops
+    /// (see [`ImageSet::with_min_std`]) drawn again up to a few times.
+    pub fn crops(&self, n: usize, rng: &mut Rng) -> Vec<RgbImage> {
+        (0..n)
+            .map(|_| {
+                let mut c = self.crop_once(rng);
+                for _ in 0..FLAT_RETRIES {
+                    if self.min_std <= 0.0 || grey_std(&c) >= self.min_std {
+                        break;
+                    }
+                    c = self.crop_once(rng);
+                }
+                c
+            })
+            .collect()
+    }
+
+    fn crop_once(&self, rng: &mut Rng) -> RgbImage {
+        let img = &self.images[rng.below(self.images.len())];
+        let (w, h) = img.dimensions();
+        let largest = w.min(h);
+        let side = if self.zoom > 1.0 {
+            let z = 1.0 + rng.uniform() * (self.zoom - 1.0);
+            ((self.crop as f32 * z).round() as u32).clamp(self.crop, largest)
+        } else {
+            self.crop
+        };
+        let x = rng.below((w - side + 1) as usize) as u32;
+        let y = rng.below((h - side + 1) as usize) as u32;
+        let mut c = image::imageops::crop_imm(img, x, y, side, side).to_image();
+        if side != self.crop {
+            c = image::imageops::resize(&c, self.crop, self.crop, FilterType::Triangle);
+        }
+        if rng.uniform() < 0.5 {
+            image::imageops::flip_horizontal_in_place(&mut c);
+        }
+        c
     }
 
     pub fn len(&self) -> usize {
@@ -160,22 +224,9 @@ impl ImageSet {
         self.images.is_empty()
     }
 
-    /// `n` random crops (random image, position, horizontal flip) as a batch in [-1, 1].
+    /// `n` random crops ([`ImageSet::crops`]) as a batch in [-1, 1].
     pub fn batch(&self, n: usize, rng: &mut Rng) -> candle_core::Result<Tensor> {
-        let crops: Vec<RgbImage> = (0..n)
-            .map(|_| {
-                let img = &self.images[rng.below(self.images.len())];
-                let (w, h) = img.dimensions();
-                let x = rng.below((w - self.crop + 1) as usize) as u32;
-                let y = rng.below((h - self.crop + 1) as usize) as u32;
-                let mut c = image::imageops::crop_imm(img, x, y, self.crop, self.crop).to_image();
-                if rng.uniform() < 0.5 {
-                    image::imageops::flip_horizontal_in_place(&mut c);
-                }
-                c
-            })
-            .collect();
-        to_tensor(&crops)
+        to_tensor(&self.crops(n, rng))
     }
 
     /// The first `n` images, centre-cropped: fixed samples for grids and evaluation.
@@ -188,6 +239,19 @@ impl ImageSet {
             .collect();
         to_tensor(&crops)
     }
+}
+
+/// Standard deviation of an image's grey level (ITU-R BT.601 weights), in 0..255.
+pub fn grey_std(img: &RgbImage) -> f32 {
+    let n = (img.width() * img.height()) as f64;
+    let (mut sum, mut sq) = (0f64, 0f64);
+    for p in img.pixels() {
+        let g = 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64;
+        sum += g;
+        sq += g * g;
+    }
+    let mean = sum / n;
+    ((sq / n - mean * mean).max(0.0)).sqrt() as f32
 }
 
 /// Saves a grid: one row per batch, one column per image.

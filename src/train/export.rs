@@ -17,13 +17,21 @@ pub struct ExportOptions {
     pub fp16: bool,
     /// The manifest's description (what the model does, where it came from).
     pub description: Option<String>,
+    /// Names of a conditioned net's styles, in order (`inspect` lists them; the element's
+    /// `style-weights` property accepts them).
+    pub style_labels: Vec<String>,
 }
+
+/// Name of a conditioned model's style-weights input (`[N, S]`).
+pub const STYLE_INPUT: &str = "style";
 
 struct Writer<'a> {
     b: GraphBuilder,
     net: &'a Net,
     fp16: bool,
     upsamples: usize,
+    /// The style-weights input of a conditioned net.
+    styles: Option<String>,
 }
 
 impl Writer<'_> {
@@ -97,6 +105,37 @@ impl Writer<'_> {
                         ],
                     )
                 }
+                Layer::Norm {
+                    name,
+                    c,
+                    affine: true,
+                } if self.styles.is_some() => {
+                    // Conditional instance norm: plain instance norm, then the per-sample scale
+                    // and shift `style · S`, `[N, S] × [S, C]`, as `[N, C, 1, 1]`.
+                    let c = *c;
+                    let ones = self.constant(&format!("{name}.ones"), &[c as i64], &vec![1.0; c]);
+                    let zeros = self.constant(&format!("{name}.zeros"), &[c as i64], &vec![0.0; c]);
+                    let normed = self.b.op(
+                        "InstanceNormalization",
+                        &[&x, &ones, &zeros],
+                        &[Attr::Float("epsilon", NORM_EPS as f32)],
+                    );
+                    let styles = self.styles.clone().expect("conditioned");
+                    let axes = self.b.constant_i64(&format!("{name}.axes"), &[2], &[2, 3]);
+                    let mut per_sample = |p: &str| -> anyhow::Result<String> {
+                        let stack = self.net.style_stack(&format!("{name}.{p}"))?;
+                        let data: Vec<f32> = stack.flatten_all()?.to_vec1()?;
+                        let s = self.net.styles as i64;
+                        let table =
+                            self.constant(&format!("{name}.{p}.styles"), &[s, c as i64], &data);
+                        let rows = self.b.op("MatMul", &[&styles, &table], &[]);
+                        Ok(self.b.op("Unsqueeze", &[&rows, &axes], &[]))
+                    };
+                    let scale = per_sample("weight")?;
+                    let shift = per_sample("bias")?;
+                    let scaled = self.b.op("Mul", &[&normed, &scale], &[]);
+                    self.b.op("Add", &[&scaled, &shift], &[])
+                }
                 Layer::Norm { name, c, affine } => {
                     let (scale, bias) = if *affine {
                         (
@@ -154,10 +193,21 @@ pub fn onnx_bytes(net: &Net, options: &ExportOptions) -> anyhow::Result<Vec<u8>>
         net,
         fp16: options.fp16,
         upsamples: 0,
+        styles: None,
     };
     let elem = if options.fp16 { Elem::F16 } else { Elem::F32 };
     let dims: [Dim; 4] = ["n".into(), 3.into(), "h".into(), "w".into()];
     let x = w.b.input("input", elem, &dims);
+    if net.styles > 1 {
+        if !options.style_labels.is_empty() && options.style_labels.len() != net.styles {
+            anyhow::bail!(
+                "{} style labels for a net with {} styles",
+                options.style_labels.len(),
+                net.styles
+            );
+        }
+        w.styles = Some(w.b.input(STYLE_INPUT, elem, &["n".into(), (net.styles as i64).into()]));
+    }
     let y = w.layers(net.layers(), x)?;
     w.b.node("Identity", &[&y], &["output"], &[]);
     w.b.output("output", elem, &dims);
@@ -165,11 +215,17 @@ pub fn onnx_bytes(net: &Net, options: &ExportOptions) -> anyhow::Result<Vec<u8>>
         .description
         .clone()
         .unwrap_or_else(|| net.arch.describe());
-    let manifest = serde_json::json!({
+    let mut manifest = serde_json::json!({
         "range": "-1..1",
         "size_multiple": net.arch.size_multiple(),
         "description": description,
     });
+    if net.styles > 1 {
+        manifest["conditioning"] = serde_json::json!({
+            "input": STYLE_INPUT,
+            "labels": options.style_labels,
+        });
+    }
     w.b.metadata(crate::model::METADATA_KEY, &manifest.to_string());
     Ok(w.b.to_bytes())
 }

@@ -13,11 +13,14 @@ pub mod export;
 pub mod layers;
 pub mod losses;
 pub mod nets;
+pub mod ops;
 pub mod params;
 pub mod plots;
+pub mod quality;
 pub mod rng;
 pub mod run;
 pub mod style;
+pub mod teacher;
 pub mod vgg;
 
 use std::path::Path;
@@ -87,7 +90,14 @@ pub fn load_generator_on(
             },
         ),
     };
-    let net = nets::Net::new(arch, prefix, &mut params, &mut rng)?;
+    let styles = match &config {
+        RunConfig::Style(c) => match &c.base {
+            Some(base) => style::load_base(base, &Device::Cpu)?.1.styles + c.styles.len(),
+            None => c.styles.len(),
+        },
+        RunConfig::Cyclegan(_) => 1,
+    };
+    let net = nets::Net::with_styles(arch, styles, prefix, &mut params, &mut rng)?;
     let weights = ckpt
         .weights
         .into_iter()

@@ -5,7 +5,7 @@
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::layers::{conv2d, instance_norm, leaky_relu, reflect_pad};
+use super::layers::{conv2d, instance_norm, leaky_relu, reflect_pad, upsample_nearest2};
 use super::params::Params;
 use super::rng::Rng;
 
@@ -215,17 +215,45 @@ impl Builder {
 }
 
 /// A net whose weights live in a [`Params`] under `prefix`.
+///
+/// A net with several styles is conditioned by conditional instance normalisation (Dumoulin
+/// et al. 2017, "A learned representation for artistic style"): each affine instance norm has
+/// one scale and shift per style (`style{s}.{layer}.weight` / `.bias`, `[C]` each), and a batch
+/// is normalised with the weighted sum of them given by its conditioning `[N, S]` (one-hot
+/// rows pick a style; other convex weights mix styles).
 pub struct Net {
     pub arch: Arch,
     pub prefix: String,
+    /// Styles of a conditioned net (1: unconditioned).
+    pub styles: usize,
     layers: Vec<Layer>,
     weights: std::collections::HashMap<String, Tensor>,
+}
+
+/// Name of style `s`'s parameter `name` of a conditioned net (e.g. `style2.l4.weight`).
+pub fn style_param(s: usize, name: &str) -> String {
+    format!("style{s}.{name}")
 }
 
 impl Net {
     /// Creates the net's parameters in `params` (on its device) under `prefix` (e.g. `"net."`),
     /// initialised from `rng` as the architecture's recipe says.
     pub fn new(arch: Arch, prefix: &str, params: &mut Params, rng: &mut Rng) -> Result<Self> {
+        Self::with_styles(arch, 1, prefix, params, rng)
+    }
+
+    /// [`Net::new`] with `styles` sets of instance-norm scales and shifts (conditional instance
+    /// normalisation) when `styles` > 1.
+    pub fn with_styles(
+        arch: Arch,
+        styles: usize,
+        prefix: &str,
+        params: &mut Params,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        if styles == 0 {
+            candle_core::bail!("a net needs at least one style");
+        }
         let layers = arch.layers();
         let mut weights = std::collections::HashMap::new();
         let init = arch.init();
@@ -272,12 +300,22 @@ impl Net {
                     c,
                     affine: true,
                 } => {
-                    let gamma = match init {
-                        Init::Default => vec![1.0; *c],
-                        Init::Normal(std) => (0..*c).map(|_| rng.normal(1.0, std)).collect(),
-                    };
-                    add(format!("{name}.weight"), &[*c], gamma)?;
-                    add(format!("{name}.bias"), &[*c], vec![0.0; *c])?;
+                    for s in 0..styles {
+                        let gamma = match init {
+                            Init::Default => vec![1.0; *c],
+                            Init::Normal(std) => (0..*c).map(|_| rng.normal(1.0, std)).collect(),
+                        };
+                        let (w, b) = if styles == 1 {
+                            (format!("{name}.weight"), format!("{name}.bias"))
+                        } else {
+                            (
+                                style_param(s, &format!("{name}.weight")),
+                                style_param(s, &format!("{name}.bias")),
+                            )
+                        };
+                        add(w, &[*c], gamma)?;
+                        add(b, &[*c], vec![0.0; *c])?;
+                    }
                 }
                 Layer::Residual(inner) => stack.extend(inner.iter().rev()),
                 _ => {}
@@ -286,6 +324,7 @@ impl Net {
         Ok(Net {
             arch,
             prefix: prefix.to_string(),
+            styles,
             layers,
             weights,
         })
@@ -296,17 +335,52 @@ impl Net {
         &self.layers
     }
 
+    /// Every parameter, by name without the prefix.
+    pub fn weights(&self) -> impl Iterator<Item = (&String, &Tensor)> {
+        self.weights.iter()
+    }
+
     /// The parameter `name` (without the prefix), e.g. `l1.weight`.
     pub fn weight(&self, name: &str) -> &Tensor {
         &self.weights[name]
     }
 
-    /// Runs the net on an NCHW batch.
+    /// Runs the net on an NCHW batch (a conditioned net: in its first style).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(&self.layers, x.clone())
+        if self.styles > 1 {
+            let n = x.dim(0)?;
+            return self.forward_styled(x, &one_hot(&vec![0; n], self.styles, x.device())?);
+        }
+        self.run(&self.layers, x.clone(), None)
     }
 
-    fn run(&self, layers: &[Layer], mut x: Tensor) -> Result<Tensor> {
+    /// Runs a conditioned net on an NCHW batch with style weights `styles` (`[N, S]`, a row per
+    /// image); an unconditioned net ignores them.
+    pub fn forward_styled(&self, x: &Tensor, styles: &Tensor) -> Result<Tensor> {
+        if self.styles == 1 {
+            return self.run(&self.layers, x.clone(), None);
+        }
+        let (n, s) = styles.dims2()?;
+        if n != x.dim(0)? || s != self.styles {
+            candle_core::bail!(
+                "style weights of shape [{n}, {s}] for a batch of {} images and {} styles",
+                x.dim(0)?,
+                self.styles
+            );
+        }
+        self.run(&self.layers, x.clone(), Some(styles))
+    }
+
+    /// The per-style scales or shifts of a conditioned net's norm parameter `name`
+    /// (`l4.weight`), stacked into `[S, C]`.
+    pub fn style_stack(&self, name: &str) -> Result<Tensor> {
+        let rows: Vec<&Tensor> = (0..self.styles)
+            .map(|s| self.weight(&style_param(s, name)))
+            .collect();
+        Tensor::stack(&rows, 0)
+    }
+
+    fn run(&self, layers: &[Layer], mut x: Tensor, styles: Option<&Tensor>) -> Result<Tensor> {
         for layer in layers {
             x = match layer {
                 Layer::Conv {
@@ -324,27 +398,49 @@ impl Net {
                         x.conv_transpose2d(self.weight(&format!("{name}.weight")), 1, 0, 2, 1)?;
                     add_bias(&y, self.weight(&format!("{name}.bias")))?
                 }
-                Layer::Norm { name, affine, .. } => {
-                    let affine = affine.then(|| {
-                        (
-                            self.weight(&format!("{name}.weight")),
-                            self.weight(&format!("{name}.bias")),
-                        )
-                    });
-                    instance_norm(&x, affine)?
-                }
+                Layer::Norm { name, affine, c } => match styles {
+                    Some(w) if *affine => {
+                        // Conditional instance norm: per-sample scale and shift, [N, C, 1, 1].
+                        let n = x.dim(0)?;
+                        let per_sample = |p: &str| -> Result<Tensor> {
+                            w.matmul(&self.style_stack(&format!("{name}.{p}"))?)?
+                                .reshape((n, *c, 1, 1))
+                        };
+                        instance_norm(&x, None)?
+                            .broadcast_mul(&per_sample("weight")?)?
+                            .broadcast_add(&per_sample("bias")?)?
+                    }
+                    _ => {
+                        let affine = affine.then(|| {
+                            (
+                                self.weight(&format!("{name}.weight")),
+                                self.weight(&format!("{name}.bias")),
+                            )
+                        });
+                        instance_norm(&x, affine)?
+                    }
+                },
                 Layer::Relu => x.relu()?,
                 Layer::LeakyRelu => leaky_relu(&x, LEAKY_SLOPE)?,
                 Layer::Tanh => x.tanh()?,
-                Layer::Upsample2 => {
-                    let (_, _, h, w) = x.dims4()?;
-                    x.upsample_nearest2d(2 * h, 2 * w)?
-                }
-                Layer::Residual(inner) => (self.run(inner, x.clone())? + x)?,
+                Layer::Upsample2 => upsample_nearest2(&x)?,
+                Layer::Residual(inner) => (self.run(inner, x.clone(), styles)? + x)?,
             };
         }
         Ok(x)
     }
+}
+
+/// One-hot style weights `[N, S]` for style indices `styles`.
+pub fn one_hot(styles: &[usize], count: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let mut w = vec![0f32; styles.len() * count];
+    for (i, &s) in styles.iter().enumerate() {
+        if s >= count {
+            candle_core::bail!("style {s} of a net with {count} styles");
+        }
+        w[i * count + s] = 1.0;
+    }
+    Tensor::from_vec(w, (styles.len(), count), device)
 }
 
 fn add_bias(y: &Tensor, bias: &Tensor) -> Result<Tensor> {
@@ -410,5 +506,85 @@ mod tests {
         .unwrap();
         let x = Tensor::zeros((1, 3, 256, 256), candle_core::DType::F32, &Device::Cpu).unwrap();
         assert_eq!(d.forward(&x).unwrap().dims(), &[1, 1, 30, 30]);
+    }
+
+    /// The gradient of a conditioned net's loss with respect to its per-style norm parameters
+    /// matches central finite differences (in float64), and styles a batch does not use get
+    /// none.
+    #[test]
+    fn conditional_instance_norm_gradients_match_finite_differences() {
+        use candle_core::DType;
+        let arch = Arch::Johnson {
+            width: 2,
+            blocks: 1,
+        };
+        let mut params = Params::with_dtype(&Device::Cpu, DType::F64);
+        let mut rng = Rng::new(3);
+        let net = Net::with_styles(arch, 3, "n.", &mut params, &mut rng).unwrap();
+        let x: Vec<f64> = (0..2 * 3 * 12 * 12)
+            .map(|_| rng.uniform() as f64 * 2.0 - 1.0)
+            .collect();
+        let x = Tensor::from_vec(x, (2, 3, 12, 12), &Device::Cpu).unwrap();
+        // Image 0 mixes styles 0 and 1; image 1 uses style 1; style 2 is unused.
+        let w = Tensor::new(&[[0.3f64, 0.7, 0.0], [0.0, 1.0, 0.0]], &Device::Cpu).unwrap();
+        let target = Tensor::randn(0f64, 0.5, (2, 3, 12, 12), &Device::Cpu).unwrap();
+        let loss = |net: &Net| -> Tensor {
+            net.forward_styled(&x, &w)
+                .unwrap()
+                .sub(&target)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .mean_all()
+                .unwrap()
+        };
+        let grads = loss(&net).backward().unwrap();
+        // Fresh copies: a variable cannot be set from a tensor sharing its storage.
+        let set = |name: &str, values: &[f64]| {
+            let mut all: std::collections::HashMap<String, Tensor> = params
+                .tensors()
+                .into_iter()
+                .map(|(k, t)| (k, t.copy().unwrap()))
+                .collect();
+            all.insert(name.to_string(), Tensor::new(values, &Device::Cpu).unwrap());
+            params.assign(&all).unwrap();
+        };
+        let mut checked = 0;
+        for (style, name) in [
+            (0, "l2.weight"),
+            (1, "l2.bias"),
+            (1, "l8.weight"),
+            (0, "l14.bias"),
+        ] {
+            let full = format!("n.{}", style_param(style, name));
+            let var = params.get(&full).unwrap().clone();
+            let g: Vec<f64> = grads.get(&var).unwrap().to_vec1().unwrap();
+            let base: Vec<f64> = var.to_vec1().unwrap();
+            for i in [0, base.len() - 1] {
+                let eps = 1e-5;
+                let at = |delta: f64| -> f64 {
+                    let mut v = base.clone();
+                    v[i] += delta;
+                    set(&full, &v);
+                    let l = loss(&net).to_scalar::<f64>().unwrap();
+                    set(&full, &base);
+                    l
+                };
+                let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+                assert!(
+                    (numeric - g[i]).abs() <= 1e-6 + 1e-4 * numeric.abs(),
+                    "{full}[{i}]: analytic {} vs numeric {numeric}",
+                    g[i]
+                );
+                assert!(g[i].abs() > 1e-8, "{full}[{i}] has no gradient");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 8);
+        let unused = params
+            .get(&format!("n.{}", style_param(2, "l2.weight")))
+            .unwrap();
+        let g: Vec<f64> = grads.get(unused).unwrap().to_vec1().unwrap();
+        assert!(g.iter().all(|&v| v == 0.0), "{g:?}");
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 
 /// The trainable tensors of one or more nets, by name (`net.layer.weight`), all on one device.
 /// What is saved or loaded is device-independent: values are moved to the device on the way in
@@ -12,6 +12,8 @@ use candle_core::{Device, Tensor, Var};
 pub struct Params {
     vars: BTreeMap<String, Var>,
     device: Device,
+    /// Element type of the parameters (float32 for training; float64 for gradient checks).
+    dtype: DType,
 }
 
 impl Default for Params {
@@ -23,9 +25,15 @@ impl Default for Params {
 impl Params {
     /// No parameters yet; those added will live on `device`.
     pub fn on(device: &Device) -> Self {
+        Self::with_dtype(device, DType::F32)
+    }
+
+    /// No parameters yet; those added will live on `device` as `dtype`.
+    pub fn with_dtype(device: &Device, dtype: DType) -> Self {
         Params {
             vars: BTreeMap::new(),
             device: device.clone(),
+            dtype,
         }
     }
 
@@ -37,7 +45,7 @@ impl Params {
     /// Adds a trainable tensor (moved to the parameters' device) and returns a handle that
     /// tracks gradients.
     pub fn add(&mut self, name: &str, init: Tensor) -> candle_core::Result<Tensor> {
-        let var = Var::from_tensor(&init.to_device(&self.device)?)?;
+        let var = Var::from_tensor(&init.to_dtype(self.dtype)?.to_device(&self.device)?)?;
         let t = var.as_tensor().clone();
         let old = self.vars.insert(name.to_string(), var);
         assert!(old.is_none(), "parameter '{name}' defined twice");
@@ -113,7 +121,6 @@ mod tests {
     use crate::train::adam::Adam;
     use crate::train::rng::Rng;
     use crate::train::run::{CheckpointState, RunDir};
-    use candle_core::DType;
 
     fn values(t: &Tensor) -> Vec<f32> {
         t.flatten_all().unwrap().to_vec1().unwrap()

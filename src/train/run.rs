@@ -125,9 +125,16 @@ impl RunDir {
             candle_core::safetensors::load(&p, &Device::Cpu)
                 .with_context(|| format!("reading {}", p.display()))
         };
+        // A checkpoint may travel without its optimizer moments (they are twice the weights'
+        // size): the run then continues with fresh ones.
+        let optimizer = if dir.join("optimizer.safetensors").exists() {
+            load("optimizer.safetensors")?
+        } else {
+            HashMap::new()
+        };
         Ok(LoadedCheckpoint {
             weights: load("weights.safetensors")?,
-            optimizer: load("optimizer.safetensors")?,
+            optimizer,
             state: serde_json::from_slice(&std::fs::read(dir.join("state.json"))?)?,
         })
     }
@@ -180,6 +187,7 @@ impl RunDir {
 /// A checkpoint as read back.
 pub struct LoadedCheckpoint {
     pub weights: HashMap<String, Tensor>,
+    /// Empty when the checkpoint has no `optimizer.safetensors`.
     pub optimizer: HashMap<String, Tensor>,
     pub state: CheckpointState,
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use candle_core::{Device, Result, Tensor};
 
-use super::layers::{conv2d, max_pool2};
+use super::layers::{bias_relu, conv2d, max_pool2};
 
 /// The layers whose activations the losses use, in depth order.
 pub const FEATURE_LAYERS: [&str; 4] = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"];
@@ -66,7 +66,7 @@ impl Vgg16 {
             for conv in block {
                 let w = take(format!("{conv}.weight"))?;
                 let b = take(format!("{conv}.bias"))?;
-                layers.push((w, b.reshape((1, (), 1, 1))?));
+                layers.push((w, b));
             }
             convs.push(layers);
         }
@@ -87,7 +87,7 @@ impl Vgg16 {
                 x = max_pool2(&x)?;
             }
             for (w, b) in block {
-                x = conv2d(&x, w, 1, 1)?.broadcast_add(b)?.relu()?;
+                x = bias_relu(&conv2d(&x, w, 1, 1)?, b)?;
             }
             out.push(x.clone());
         }
