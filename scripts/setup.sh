@@ -5,7 +5,8 @@
 #
 #   scripts/setup.sh          what building and running rsstyle needs
 #   scripts/setup.sh --test   also what the test suite needs (an old ONNX Runtime
-#                             library, to test that it is refused; the VGG16 weights)
+#                             library, to test that it is refused; the VGG16 weights;
+#                             Triton Inference Server, for the remote engine's tests)
 set -euo pipefail
 
 with_test_deps=false
@@ -64,6 +65,8 @@ if $with_test_deps; then
   fetch_ort 1.29.0 "$deps/onnxruntime-1.29.0"
   # The trainer's tests need the VGG16 weights of the perceptual loss.
   "$root/scripts/fetch-vgg16.sh"
+  # The remote engine's tests run against a real Triton (PyPI nvidia-pytriton, ~125 MB).
+  "$root/scripts/setup-triton.sh"
 fi
 
 # Sample media from Debian's opencv-doc (OpenCV's sample data, DFSG-free; starry_night.jpg

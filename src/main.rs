@@ -46,6 +46,9 @@ enum Command {
     Train(app::train::TrainCommand),
     /// Write a trained checkpoint as an ONNX model for the element.
     Export(app::train::ExportArgs),
+    /// Write a Triton Inference Server model repository for rsstyle models (styling then runs
+    /// on the server with --device grpc://HOST:8001).
+    ServeRepo(app::remote::ServeRepoArgs),
     /// Print what a model expects and returns (its manifest).
     Inspect {
         /// The ONNX model.
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => app::evaluate::run(&args).map(|_| ()),
         Command::Train(command) => app::train::run(&command),
         Command::Export(args) => app::train::export(&args),
+        Command::ServeRepo(args) => app::remote::serve_repo(&args),
         Command::Convert(args) => match app::convert::main(&args) {
             Ok(code) => return code,
             Err(e) => Err(e),

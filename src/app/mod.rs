@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod frames;
 pub mod live;
 pub mod models;
+pub mod remote;
 pub mod serve;
 pub mod sheet;
 pub mod train;

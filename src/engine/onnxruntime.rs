@@ -92,10 +92,15 @@ impl OrtEngine {
         };
         let mut description = format!("CPU (ONNX Runtime {}, {threads})", runtime.version);
 
-        let cuda_id = match options.device {
+        let cuda_id = match &options.device {
             Device::Cpu => None,
-            Device::Cuda(n) | Device::TensorRt(n) => Some(n),
+            Device::Cuda(n) | Device::TensorRt(n) => Some(*n),
             Device::Auto => Some(0),
+            Device::Server(address) => {
+                return Err(EngineError::Device(format!(
+                    "device {address} is an inference server, not an ONNX Runtime device"
+                )));
+            }
         };
         let tensorrt = match options.device {
             Device::TensorRt(id) => Some(register_tensorrt(&mut builder, id, options)?),
