@@ -31,9 +31,7 @@ fn shared() -> &'static Triton {
     static SERVER: OnceLock<Triton> = OnceLock::new();
     SERVER.get_or_init(|| {
         let dir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
-        let grey = grey_model(dir.path());
-        let mut models: Vec<PathBuf> = BUNDLED.iter().map(|n| bundled(n)).collect();
-        models.push(grey);
+        let models: Vec<PathBuf> = BUNDLED.iter().map(|n| bundled(n)).collect();
         let models: Vec<&Path> = models.iter().map(PathBuf::as_path).collect();
         // A short queue delay lets the dynamic batcher merge requests that arrive together.
         let repo = triton::serve_repo(dir.path(), &models, &["--max-queue-delay-us", "20000"]);
@@ -44,6 +42,19 @@ fn shared() -> &'static Triton {
             &[&lite],
             &["--max-queue-delay-us", "20000", "--name", "batching"],
         );
+        // A model rsstyle cannot use (1-channel images; serve-repo refuses it), written by hand.
+        let grey = repo.join("grey");
+        std::fs::create_dir_all(grey.join("1")).unwrap();
+        std::fs::copy(grey_model(dir.path()), grey.join("1/model.onnx")).unwrap();
+        std::fs::write(grey.join("1/model.py"), remote::repository::PYTHON_MODEL).unwrap();
+        std::fs::write(
+            grey.join("config.pbtxt"),
+            "name: \"grey\"\nbackend: \"python\"\nmax_batch_size: 8\n\
+             input [ { name: \"input\" data_type: TYPE_FP32 dims: [ 1, -1, -1 ] } ]\n\
+             output [ { name: \"output\" data_type: TYPE_FP32 dims: [ 1, -1, -1 ] } ]\n\
+             instance_group [ { count: 1 kind: KIND_CPU } ]\n",
+        )
+        .unwrap();
         Triton::start(&repo)
     })
 }

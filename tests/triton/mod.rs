@@ -1,7 +1,9 @@
 //! A real Triton Inference Server for the tests: the `tritonserver` that
 //! `scripts/setup.sh --test` installs (PyPI nvidia-pytriton 0.7.0: Triton 2.51), started on free
-//! loopback ports through `scripts/tritonserver.sh` and killed when dropped — and, should the
-//! test process die first, by the kernel (parent-death signal), so no server outlives a run.
+//! loopback ports through `scripts/tritonserver.sh` and killed with its Python-backend stubs
+//! when dropped or when the test process exits (a server shared by a test binary is never
+//! dropped) — and, should the process die, by the kernel (parent-death signal), so no server
+//! outlives a run.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -58,7 +60,26 @@ static SPAWNER: LazyLock<std::sync::Mutex<mpsc::Sender<SpawnRequest>>> = LazyLoc
     std::sync::Mutex::new(tx)
 });
 
+/// Process groups of the servers running, killed when the process exits.
+static GROUPS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn kill_servers_at_exit() {
+    if let Ok(groups) = GROUPS.try_lock() {
+        for &group in groups.iter() {
+            // SAFETY: signalling process groups this process started.
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 fn spawn(mut command: Command) -> Child {
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a function that only sends signals.
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(kill_servers_at_exit);
+    });
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         command.pre_exec(|| {
@@ -72,7 +93,9 @@ fn spawn(mut command: Command) -> Child {
     command.process_group(0);
     let (tx, rx) = mpsc::channel();
     SPAWNER.lock().unwrap().send((command, tx)).unwrap();
-    rx.recv().unwrap().expect("scripts/tritonserver.sh starts")
+    let child = rx.recv().unwrap().expect("scripts/tritonserver.sh starts");
+    GROUPS.lock().unwrap().push(child.id() as i32);
+    child
 }
 
 /// A running `tritonserver`.
@@ -170,11 +193,13 @@ impl Triton {
     /// Kills the server and its Python-backend stubs at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let group = child.id() as i32;
             // SAFETY: signalling our own child's process group.
             unsafe {
-                libc::kill(-(child.id() as i32), libc::SIGKILL);
+                libc::kill(-group, libc::SIGKILL);
             }
             let _ = child.wait();
+            GROUPS.lock().unwrap().retain(|&g| g != group);
         }
     }
 }

@@ -236,10 +236,24 @@ impl Client {
                 .await
                 .map_err(|s| fail("the model is not available", s))?;
             if !model_ready.into_inner().ready {
-                return Err(format!(
-                    "{target}: the model is not ready (is it in the server's model repository, \
-                     and did it load?)"
-                ));
+                // Triton answers "not ready" for unknown models too; the metadata call names
+                // the reason.
+                let why = grpc
+                    .model_metadata(with_deadline(
+                        ModelMetadataRequest {
+                            name: name.clone(),
+                            version: version.clone(),
+                        },
+                        timeout,
+                    ))
+                    .await;
+                return Err(match why {
+                    Err(status) => fail("the model is not available", status),
+                    Ok(_) => format!(
+                        "{target}: the model is not ready (it is known to the server but not \
+                         loaded: see the server's log)"
+                    ),
+                });
             }
             let metadata = grpc
                 .model_metadata(with_deadline(
