@@ -7,7 +7,8 @@
 #   scripts/setup.sh --test   also what the test suite needs (an old ONNX Runtime
 #                             library, to test that it is refused; the VGG16 weights;
 #                             Magenta's arbitrary-style networks; Python with Pillow for
-#                             the training-data script's tests)
+#                             the training-data script's tests; Triton Inference Server, for
+#                             the remote engine's tests)
 set -euo pipefail
 
 with_test_deps=false
@@ -70,6 +71,8 @@ if $with_test_deps; then
   "$root/scripts/fetch-teacher.sh"
   # The training-data script's tests need Python with Pillow (.deps/data-venv).
   "$root/scripts/fetch-training-data.sh" --venv-only
+  # The remote engine's tests run against a real Triton (PyPI nvidia-pytriton, ~125 MB).
+  "$root/scripts/setup-triton.sh"
 fi
 
 # Sample media from Debian's opencv-doc (OpenCV's sample data, DFSG-free; starry_night.jpg

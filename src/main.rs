@@ -51,6 +51,9 @@ enum Command {
     /// Write Magenta's arbitrary-style network with one style image built in, as a model the
     /// element runs and `train style --teacher` distils.
     Teacher(app::train::TeacherArgs),
+    /// Write a Triton Inference Server model repository for rsstyle models (styling then runs
+    /// on the server with --device grpc://HOST:8001).
+    ServeRepo(app::remote::ServeRepoArgs),
     /// Print what a model expects and returns (its manifest).
     Inspect {
         /// The ONNX model.
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Export(args) => app::train::export(&args),
         Command::Quantize(args) => app::quantize::run(&args),
         Command::Teacher(args) => app::train::teacher(&args),
+        Command::ServeRepo(args) => app::remote::serve_repo(&args),
         Command::Convert(args) => match app::convert::main(&args) {
             Ok(code) => return code,
             Err(e) => Err(e),

@@ -151,7 +151,7 @@ fn unknown_device() {
     let p = identity(dir.path());
     assert_eq!(
         start_error(&[model(&p), ("device", "gpu7".to_value())]),
-        "unknown device 'gpu7': expected cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto"
+        "unknown device 'gpu7': expected cpu, cuda, cuda:N, tensorrt, tensorrt:N, auto or grpc://HOST:PORT"
     );
 }
 

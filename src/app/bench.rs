@@ -40,9 +40,12 @@ pub struct BenchArgs {
     /// CPU inference threads (0: the CPUs this process may use, by affinity and CPU quota).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto.
+    /// Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N, auto or grpc://HOST:PORT (an
+    /// inference server, see --server-model).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    #[command(flatten)]
+    pub server: super::remote::ServerArgs,
     /// Inference engine settings, comma-separated KEY=VALUE (frame-io=auto|float|bytes,
     /// cuda-nhwc=true|false, cuda-tf32=true|false, cuda-search=exhaustive|heuristic,
     /// cuda-graph=true|false, profile=PATH, graph-rewrite=auto|true|false), as the element's
@@ -118,6 +121,7 @@ fn engine_options(args: &BenchArgs) -> Result<EngineOptions> {
     options
         .apply(&args.engine_options)
         .map_err(anyhow::Error::msg)?;
+    args.server.apply(&mut options);
     Ok(options)
 }
 
@@ -379,9 +383,11 @@ fn element_run(args: &BenchArgs, case: &Case, paced: Option<(u64, &mut Bare)>) -
     let description = format!(
         "appsrc name=feed is-live={live} do-timestamp={live} format=time block=true max-buffers=2 \
            caps=video/x-raw,format=RGBx,width={width},height={height},framerate=1000/{period_ms} \
-         ! rsstyle name=style batch-size={batch} threads={} device={} inference-scale={inference_scale} qos=false \
+         ! rsstyle name=style batch-size={batch} threads={} device={}{} inference-scale={inference_scale} qos=false \
          ! fakesink sync=false",
-        args.threads, args.device
+        args.threads,
+        args.device,
+        args.server.properties()
     );
     let pipeline = gst::parse::launch(&description)?
         .downcast::<gst::Pipeline>()

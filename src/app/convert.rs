@@ -32,9 +32,12 @@ pub struct ConvertArgs {
     /// Frames inferred together.
     #[arg(long, default_value_t = 1)]
     pub batch_size: u32,
-    /// Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto.
+    /// Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N, auto or grpc://HOST:PORT (an
+    /// inference server, see --server-model).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    #[command(flatten)]
+    pub server: super::remote::ServerArgs,
     /// CPU inference threads (0: the CPUs this process may use, by affinity and CPU quota).
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
@@ -223,11 +226,12 @@ pub fn run(args: &ConvertArgs, interrupt: Arc<AtomicBool>) -> Result<Outcome> {
     };
     let video_chain = format!(
         "queue ! videoconvert ! {scale}rsstyle name=style qos=false style={} strength={} batch-size={} \
-         device={} threads={} ! videoconvert ! {}",
+         device={}{} threads={} ! videoconvert ! {}",
         args.style,
         args.strength,
         args.batch_size,
         args.device,
+        args.server.properties(),
         args.threads,
         codec.encoder()
     );

@@ -52,9 +52,12 @@ pub struct LiveArgs {
     /// Run the network on frames scaled by this factor (0.05..1).
     #[arg(long, default_value_t = 1.0)]
     pub inference_scale: f64,
-    /// Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto.
+    /// Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N, auto or grpc://HOST:PORT (an
+    /// inference server, see --server-model).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    #[command(flatten)]
+    pub server: super::remote::ServerArgs,
     /// CPU inference threads (0: the CPUs this process may use, by affinity and CPU quota).
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
@@ -167,8 +170,13 @@ fn pipeline_description(args: &LiveArgs, source: &str) -> String {
     };
     let mut d = format!(
         "{source} ! videoconvert ! rsstyle name=style leaky={leaky} style={} strength={} inference-scale={} \
-         device={} threads={}",
-        args.style, args.strength, args.inference_scale, args.device, args.threads
+         device={}{} threads={}",
+        args.style,
+        args.strength,
+        args.inference_scale,
+        args.device,
+        args.server.properties(),
+        args.threads
     );
     if !args.no_overlay {
         d += " ! textoverlay name=overlay valignment=top halignment=left font-desc=\"Sans 12\" shaded-background=true";

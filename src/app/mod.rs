@@ -8,6 +8,7 @@ pub mod frames;
 pub mod live;
 pub mod models;
 pub mod quantize;
+pub mod remote;
 pub mod serve;
 pub mod sheet;
 pub mod train;

@@ -126,14 +126,21 @@ impl RsStyle {
         &self,
         settings: &Settings,
     ) -> Result<Arc<Batcher<VideoPayload>>, (Failure, String)> {
-        let model = settings.model.clone().ok_or((
-            Failure::NotFound,
-            "no model set: set the 'model' property to an ONNX file".to_string(),
-        ))?;
         let device: engine::Device = settings
             .device
             .parse()
             .map_err(|e| (Failure::Settings, e))?;
+        // On an inference server the model file is optional (see engine::remote).
+        let model = match (&settings.model, &device) {
+            (Some(model), _) => model.clone(),
+            (None, engine::Device::Server(_)) => String::new(),
+            (None, _) => {
+                return Err((
+                    Failure::NotFound,
+                    "no model set: set the 'model' property to an ONNX file".to_string(),
+                ));
+            }
+        };
         let mut options = EngineOptions {
             device,
             threads: settings.threads as usize,
@@ -142,13 +149,16 @@ impl RsStyle {
         options
             .apply(&settings.engine_options)
             .map_err(|e| (Failure::Settings, e))?;
+        options.remote.model = settings.server_model.clone().unwrap_or_default();
+        options.remote.version = settings.server_model_version.clone().unwrap_or_default();
         let overrides = settings.overrides();
         let key = format!(
-            "{}|{:?}|{device}|{}|{:?}|{}",
+            "{}|{:?}|{}|{}|{:?}|{}",
             std::fs::canonicalize(&model).map_or(model.clone(), |p| p.display().to_string()),
             settings.manifest,
+            options.device,
             settings.threads,
-            (options.frame_io, options.cuda),
+            (options.frame_io, options.cuda, &options.remote),
             overrides.to_json()
         );
         let (batcher, shared) = BATCHERS.get_or_create(&key, || {
@@ -179,6 +189,11 @@ impl RsStyle {
             ))
         })?;
         batcher.configure(settings.batch_size as usize, settings.batch_timeout());
+        let model = if model.is_empty() {
+            settings.device.clone() // a model on an inference server, named by the device
+        } else {
+            model
+        };
         // Style weights name the styles of this model: resolved for it, kept with the settings.
         let mut resolved = settings.clone();
         resolved

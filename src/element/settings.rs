@@ -46,6 +46,9 @@ pub(super) struct Settings {
     pub model: Option<String>,
     pub manifest: Option<PathBuf>,
     pub device: String,
+    /// With `device=grpc://…`: the model's name and version on the inference server.
+    pub server_model: Option<String>,
+    pub server_model_version: Option<String>,
     pub threads: u32,
     pub engine_options: String,
     pub strength: f64,
@@ -74,6 +77,8 @@ impl Default for Settings {
             model: None,
             manifest: None,
             device: DEFAULT_DEVICE.to_string(),
+            server_model: None,
+            server_model_version: None,
             threads: 0,
             engine_options: String::new(),
             strength: 1.0,
@@ -129,10 +134,25 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .nick("Device")
                 .blurb(
                     "Inference device: cpu, cuda, cuda:N, tensorrt, tensorrt:N (TensorRT with CUDA for \
-                     the rest; engines cached, see engine-options trt-cache), or auto (CUDA if usable, \
-                     else CPU with a warning)",
+                     the rest; engines cached, see engine-options trt-cache), auto (CUDA if usable, \
+                     else CPU with a warning), or grpc://HOST:PORT (an inference server speaking \
+                     KServe v2 / Open Inference Protocol, e.g. Triton; see server-model)",
                 )
                 .default_value(Some(DEFAULT_DEVICE))
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("server-model")
+                .nick("Server model")
+                .blurb(
+                    "With device=grpc://...: the model's name on the inference server (default: the \
+                     model file's name without .onnx; without a model file the manifest comes from \
+                     the server)",
+                )
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("server-model-version")
+                .nick("Server model version")
+                .blurb("With device=grpc://...: the model version on the server (default: the server's choice)")
                 .mutable_ready()
                 .build(),
             glib::ParamSpecUInt::builder("threads")
@@ -152,7 +172,10 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                      (replay the model as a CUDA graph: one frame size, no conditioning input), \
                      profile=PATH (record ONNX Runtime's per-node profile), \
                      graph-rewrite=auto|true|false (rewrite upsample and image-out convolutions \
-                     into faster equivalents; auto: on the CPU only)",
+                     into faster equivalents; auto: on the CPU only); on an inference server: \
+                     max-in-flight=N (requests a batch is split into, sent at once; 4), \
+                     timeout=MS (deadline of a batch's requests, re-sends included; 10000), \
+                     retries=N (re-sends of a request that cannot reach the server; 8)",
                 )
                 .mutable_ready()
                 .build(),
@@ -285,6 +308,10 @@ impl Settings {
             "model" => self.model = path(value),
             "manifest" => self.manifest = path(value).map(PathBuf::from),
             "device" => self.device = path(value).unwrap_or_else(|| DEFAULT_DEVICE.to_string()),
+            "server-model" => self.server_model = path(value).filter(|s| !s.is_empty()),
+            "server-model-version" => {
+                self.server_model_version = path(value).filter(|s| !s.is_empty())
+            }
             "threads" => self.threads = value.get().expect("type checked"),
             "engine-options" => self.engine_options = path(value).unwrap_or_default(),
             "strength" => self.strength = value.get().expect("type checked"),
@@ -314,6 +341,8 @@ impl Settings {
                 .map(|p| p.display().to_string())
                 .to_value(),
             "device" => self.device.to_value(),
+            "server-model" => self.server_model.to_value(),
+            "server-model-version" => self.server_model_version.to_value(),
             "threads" => self.threads.to_value(),
             "engine-options" => self.engine_options.to_value(),
             "strength" => self.strength.to_value(),

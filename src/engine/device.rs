@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// An inference device, as written in the `device` property and `--device` flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Device {
     /// ONNX Runtime's CPU execution provider.
     #[default]
@@ -16,6 +16,9 @@ pub enum Device {
     TensorRt(u32),
     /// CUDA on GPU 0 when it can be used, else the CPU (with a warning).
     Auto,
+    /// An inference server speaking the KServe v2 / Open Inference Protocol over gRPC
+    /// (`grpc://HOST[:PORT]`, port 8001 by default as Triton's): see [`super::remote`].
+    Server(super::remote::ServerAddress),
 }
 
 impl FromStr for Device {
@@ -23,9 +26,12 @@ impl FromStr for Device {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
             format!(
-                "unknown device '{s}': expected cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto"
+                "unknown device '{s}': expected cpu, cuda, cuda:N, tensorrt, tensorrt:N, auto or grpc://HOST:PORT"
             )
         };
+        if let Some(address) = super::remote::ServerAddress::parse_url(s.trim()) {
+            return address.map(Device::Server);
+        }
         match s.trim() {
             "cpu" => Ok(Device::Cpu),
             "auto" => Ok(Device::Auto),
@@ -49,6 +55,7 @@ impl fmt::Display for Device {
             Device::Cuda(n) => write!(f, "cuda:{n}"),
             Device::TensorRt(n) => write!(f, "tensorrt:{n}"),
             Device::Auto => f.write_str("auto"),
+            Device::Server(address) => address.fmt(f),
         }
     }
 }
@@ -172,7 +179,7 @@ mod tests {
         assert_eq!(
             "gpu".parse::<Device>(),
             Err(
-                "unknown device 'gpu': expected cpu, cuda, cuda:N, tensorrt, tensorrt:N or auto"
+                "unknown device 'gpu': expected cpu, cuda, cuda:N, tensorrt, tensorrt:N, auto or grpc://HOST:PORT"
                     .to_string()
             )
         );

@@ -1,4 +1,5 @@
-//! Inference engines: one [`Engine`] trait, with ONNX Runtime behind it.
+//! Inference engines: one [`Engine`] trait, with ONNX Runtime behind it, or an inference
+//! server ([`remote`]).
 //!
 //! An engine is built once per model and device before streaming starts and then runs batches
 //! of image tensors laid out as the model's [`Manifest`] says.
@@ -6,6 +7,7 @@
 pub mod byte_io;
 mod device;
 mod onnxruntime;
+pub mod remote;
 mod runtime;
 
 pub use device::{CudaTuning, Device, FrameIo, TensorRtTuning};
@@ -26,6 +28,10 @@ pub enum EngineError {
     Session { path: String, reason: String },
     #[error("inference failed: {0}")]
     Inference(String),
+    /// An inference server could not be used (unreachable, model missing or not matching,
+    /// requests failing); the text names the server, the model and the gRPC status.
+    #[error("{0}")]
+    Server(String),
 }
 
 /// Settings an engine is built with.
@@ -46,13 +52,17 @@ pub struct EngineOptions {
     /// Whether the model's graph is rewritten into faster equivalent operators when it loads
     /// ([`crate::onnx::rewrite`]); `None`: on the CPU only, where the rewrites were measured.
     pub graph_rewrite: Option<bool>,
+    /// Which model an inference server runs and how requests go to it
+    /// (`device=grpc://…` only).
+    pub remote: remote::RemoteOptions,
 }
 
 impl EngineOptions {
     /// The keys [`EngineOptions::apply`] takes, for help texts.
     pub const KEYS: &'static str = "frame-io=auto|float|bytes, cuda-nhwc=true|false, \
          cuda-tf32=true|false, cuda-search=exhaustive|heuristic, cuda-graph=true|false, \
-         profile=PATH, graph-rewrite=auto|true|false, trt-fp16=true|false, trt-cache=DIR";
+         profile=PATH, graph-rewrite=auto|true|false, trt-fp16=true|false, trt-cache=DIR, \
+         max-in-flight=N, timeout=MS, retries=N";
 
     /// Applies comma-separated `key=value` settings (see [`EngineOptions::KEYS`]); an empty
     /// string changes nothing.
@@ -80,6 +90,9 @@ impl EngineOptions {
                 }
                 "graph-rewrite" if value.trim() == "auto" => self.graph_rewrite = None,
                 "graph-rewrite" => self.graph_rewrite = Some(flag()?),
+                key @ ("max-in-flight" | "timeout" | "retries") => {
+                    self.remote.set(key, value.trim())?
+                }
                 "profile" => {
                     let path = value.trim();
                     self.profile = (!path.is_empty()).then(|| path.into());
@@ -230,7 +243,9 @@ pub enum OpenError {
 }
 
 /// Opens `model` — an ONNX file, or a name claimed by a registered engine — on the device in
-/// `options`, with the sidecar manifest and overrides applied to ONNX models.
+/// `options`, with the sidecar manifest and overrides applied to ONNX models. On an inference
+/// server (`Device::Server`) `model` may be empty: the server's model is then described by
+/// its metadata (see [`remote`]).
 pub fn open(
     model: &str,
     sidecar: Option<&Path>,
@@ -245,6 +260,12 @@ pub fn open(
         .map(|(prefix, f)| (prefix.len(), f.clone()));
     if let Some((skip, factory)) = claimed {
         return factory(&model[skip..], options);
+    }
+    if let Device::Server(address) = &options.device {
+        let local = (!model.is_empty()).then(|| Path::new(model));
+        let (engine, notes) =
+            remote::RemoteEngine::open(address, local, sidecar, overrides, options)?;
+        return Ok((Box::new(engine), notes));
     }
     let model = Model::load(Path::new(model), sidecar, overrides)?;
     let (engine, notes) = OrtEngine::load(&model, options)?;

@@ -102,10 +102,15 @@ impl OrtEngine {
         );
         notes.warnings.extend(model.notes.iter().cloned());
 
-        let cuda_id = match options.device {
+        let cuda_id = match &options.device {
             Device::Cpu => None,
-            Device::Cuda(n) | Device::TensorRt(n) => Some(n),
+            Device::Cuda(n) | Device::TensorRt(n) => Some(*n),
             Device::Auto => Some(0),
+            Device::Server(address) => {
+                return Err(EngineError::Device(format!(
+                    "device {address} is an inference server, not an ONNX Runtime device"
+                )));
+            }
         };
         let tensorrt = match options.device {
             Device::TensorRt(id) => Some(register_tensorrt(&mut builder, id, options)?),

@@ -13,8 +13,8 @@ pub mod spatial;
 
 pub use graph::{GraphSummary, TensorInfo, load_graph};
 pub use manifest::{
-    ChannelOrder, Conditioning, ElementType, Layout, Manifest, ManifestPatch, MinSize, SizeRule,
-    ValueRange,
+    ChannelOrder, Conditioning, ConditioningPatch, ElementType, Layout, Manifest, ManifestPatch,
+    MinSize, SizeRule, ValueRange,
 };
 
 use std::path::{Path, PathBuf};
@@ -69,6 +69,20 @@ impl Model {
         overrides: &ManifestPatch,
     ) -> Result<Self, ModelError> {
         let graph = load_graph(path)?;
+        let beside = path.with_extension("json");
+        let sidecar = sidecar.or(Some(beside.as_path()).filter(|p| p.is_file()));
+        Self::from_graph(path, &graph, sidecar, overrides)
+    }
+
+    /// The manifest of a graph known by its interface (e.g. a model on an inference server,
+    /// whose `path` is then its address), in the layers of [`Model::load`]: `sidecar` only
+    /// when given.
+    pub fn from_graph(
+        path: &Path,
+        graph: &GraphSummary,
+        sidecar: Option<&Path>,
+        overrides: &ManifestPatch,
+    ) -> Result<Self, ModelError> {
         let mut manifest =
             graph::infer_manifest(&graph).map_err(|reason| ModelError::NotImageModel {
                 path: path.to_path_buf(),
@@ -90,18 +104,12 @@ impl Model {
             sources.push("embedded".to_string());
         }
 
-        let sidecar_path = match sidecar {
-            Some(p) => {
-                if !p.exists() {
-                    return Err(bad(&p.display().to_string(), "file does not exist".into()));
-                }
-                Some(p.to_path_buf())
+        if let Some(p) = sidecar {
+            if !p.exists() {
+                return Err(bad(&p.display().to_string(), "file does not exist".into()));
             }
-            None => Some(path.with_extension("json")).filter(|p| p.is_file()),
-        };
-        if let Some(p) = sidecar_path {
             let origin = p.display().to_string();
-            let text = std::fs::read_to_string(&p).map_err(|e| bad(&origin, e.to_string()))?;
+            let text = std::fs::read_to_string(p).map_err(|e| bad(&origin, e.to_string()))?;
             let patch = ManifestPatch::from_json(&text).map_err(|e| bad(&origin, e))?;
             multiple_given |= patch.size_multiple.is_some();
             manifest.apply(&patch);
@@ -113,9 +121,9 @@ impl Model {
             manifest.apply(overrides);
             sources.push("overrides".to_string());
         }
-        manifest.validate(&graph).map_err(|e| bad("merged", e))?;
+        manifest.validate(graph).map_err(|e| bad("merged", e))?;
         let min_given = manifest.min_size != MinSize::ANY;
-        let notes = fit_sizes(&mut manifest, &graph, multiple_given, min_given);
+        let notes = fit_sizes(&mut manifest, graph, multiple_given, min_given);
         Ok(Self {
             path: path.to_path_buf(),
             manifest,
