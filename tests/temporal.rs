@@ -159,7 +159,7 @@ fn a_moving_edge_is_not_smeared() {
         // The columns the block's edges swept (its input changed by 160) and one more each
         // side: the new output exactly.
         let swept = |x: usize| {
-            let (left, right) = (3 * t, 3 * t + 8);
+            let (left, right): (usize, usize) = (3 * t, 3 * t + 8);
             (left.saturating_sub(4)..=left).contains(&x) || (right - 4..=right).contains(&x)
         };
         for y in 0..H {
@@ -354,4 +354,102 @@ fn smoothing_is_on_by_default_and_zero_turns_it_off() {
     assert_eq!(step(&mut h, 101, 40), [110; 3]);
     element.set_property("temporal-smoothing", 0.0f64);
     assert_eq!(step(&mut h, 101, 80), [150; 3]);
+}
+
+fn rsstyle(args: &[String]) -> String {
+    let out = std::process::Command::new(rsstyle_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn evaluate_measures_flicker_and_ghosting_on_a_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = identity(dir.path()).display().to_string();
+    let vgg = Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/vgg16/vgg16.safetensors");
+    assert!(vgg.exists(), "run scripts/fetch-vgg16.sh");
+    let run = |replay: bool| {
+        let mut args: Vec<String> = [
+            "evaluate",
+            "--video",
+            &asset("vtest.avi").display().to_string(),
+            "--frames",
+            "12",
+            "--size",
+            "96x72",
+            "--loss-every",
+            "6",
+            "--style",
+            &asset("starry_night.jpg").display().to_string(),
+            "--style-size",
+            "64",
+            "--vgg",
+            &vgg.display().to_string(),
+            "--model",
+            &model,
+            "--model",
+            &format!("{model},temporal-smoothing=0.5"),
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec();
+        if replay {
+            args.push("--replay".into());
+        }
+        let out = rsstyle(&args);
+        serde_json::from_str::<Vec<serde_json::Value>>(&out[out.find('[').unwrap()..]).unwrap()
+    };
+    let rows = run(false);
+    let f = |r: usize, key: &str| rows[r][key].as_f64().unwrap();
+    // Row 0 has the default smoothing (0.8), row 1 0.5; row 2 was added: the same model at 0.
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        (f(0, "temporal_smoothing"), f(1, "temporal_smoothing")),
+        (0.8, 0.5)
+    );
+    assert_eq!(rows[2]["model"], format!("{model},temporal-smoothing=0"));
+    assert_eq!(rows[2]["added"], true);
+    assert_eq!(
+        (
+            rows[0]["per_frame_row"].as_u64(),
+            rows[1]["per_frame_row"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+    // The identity model's output changes exactly as its input.
+    assert_eq!(f(2, "flicker_vs_input"), 1.0);
+    assert_eq!(f(2, "content_loss"), 0.0);
+    assert!(rows[2]["ghosting"].is_null());
+    // Smoothing lowers the change on static pixels, the more the stronger, and lags a little
+    // on moving ones.
+    assert!(
+        f(0, "flicker") < f(1, "flicker") && f(1, "flicker") < f(2, "flicker"),
+        "{rows:?}"
+    );
+    assert!(
+        f(1, "ghosting") > 0.0 && f(1, "ghosting") < f(0, "ghosting"),
+        "{rows:?}"
+    );
+    assert_eq!(
+        f(0, "flicker_vs_per_frame"),
+        f(0, "flicker") / f(2, "flicker")
+    );
+
+    // Replaying the element's smoothing on the per-frame frames gives the same numbers.
+    let replayed = run(true);
+    for (a, b) in rows.iter().zip(&replayed) {
+        for key in ["flicker", "ghosting", "content_loss", "style_loss"] {
+            assert_eq!(a[key], b[key], "{key}: {a:?} vs {b:?}");
+        }
+    }
+    assert_eq!(replayed[0]["replayed"], true);
+    assert_eq!(replayed[2]["replayed"], false);
 }

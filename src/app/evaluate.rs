@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use candle_core::Tensor;
 use gst::prelude::*;
 use gstrsstyle::frame::flicker::TemporalMeter;
+use gstrsstyle::frame::temporal::Stabilizer;
+use gstrsstyle::frame::{FrameMut, FrameRef, PixelFormat};
 use gstrsstyle::train::data::{fit_short_side, image_files, load_rgb, to_tensor};
 use gstrsstyle::train::losses::{gram, l1, mse, psnr, ssim, to_unit};
 use gstrsstyle::train::vgg::{self, FEATURE_LAYERS, Vgg16};
@@ -42,6 +44,12 @@ pub struct EvaluateArgs {
     /// Video: compute the losses on one frame in N (the middle one of each N).
     #[arg(long, default_value_t = 40)]
     pub loss_every: u64,
+    /// Video: compute rows with temporal smoothing by applying the element's stabiliser (the
+    /// code the element runs on each styled frame) to their per-frame row's frames, instead
+    /// of running the model again for each: the same numbers (tested), one inference a frame
+    /// per model and settings.
+    #[arg(long)]
+    pub replay: bool,
     /// The style image the losses compare against.
     #[arg(long)]
     pub style: PathBuf,
@@ -214,6 +222,8 @@ pub struct VideoRow {
     pub per_frame_row: Option<usize>,
     /// Whether the row was added as the per-frame counterpart of another.
     pub added: bool,
+    /// Whether the row was computed from its per-frame row's frames (`--replay`).
+    pub replayed: bool,
     /// Mean |out_t − out_{t−1}| on pixels static in the input (0..255).
     pub flicker: f64,
     /// `flicker` over the input's own change on those pixels.
@@ -331,7 +341,10 @@ fn run_video(args: &EvaluateArgs, video: &Path) -> anyhow::Result<Vec<VideoRow>>
     // Load the VGG weights before the long run, so that a missing file fails at once.
     let losses = Losses::load(args)?;
     let mut meter = TemporalMeter::new(streams.iter().map(|s| s.reference).collect());
-    let mut elements: Vec<ElementStream> = Vec::new();
+    // One element a row, except rows replayed from their per-frame row.
+    let replayed = |s: &Stream| args.replay && s.reference.is_some();
+    let mut elements: Vec<Option<ElementStream>> = Vec::new();
+    let mut stabilizers: Vec<Stabilizer> = streams.iter().map(|_| Stabilizer::default()).collect();
     let mut samples: Vec<(RgbImage, Vec<RgbImage>)> = Vec::new();
     let mut frame_size = (0, 0);
     let bar = indicatif::ProgressBar::new_spinner();
@@ -344,20 +357,40 @@ fn run_video(args: &EvaluateArgs, video: &Path) -> anyhow::Result<Vec<VideoRow>>
             if elements.is_empty() {
                 frame_size = img.dimensions();
                 for s in &streams {
-                    elements.push(
-                        ElementStream::new(&s.model, &s.props, frame_size)
-                            .with_context(|| format!("--model {}", s.spec))?,
-                    );
+                    elements.push(if replayed(s) {
+                        None
+                    } else {
+                        Some(
+                            ElementStream::new(&s.model, &s.props, frame_size)
+                                .with_context(|| format!("--model {}", s.spec))?,
+                        )
+                    });
                 }
             }
-            for e in &mut elements {
+            for e in elements.iter_mut().flatten() {
                 e.push(&img, i == 0)?;
             }
-            let outputs = elements
-                .iter_mut()
-                .zip(&streams)
-                .map(|(e, s)| e.pull().with_context(|| format!("styling with {}", s.spec)))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut outputs = Vec::with_capacity(streams.len());
+            for (e, s) in elements.iter_mut().zip(&streams) {
+                outputs.push(match e {
+                    Some(e) => Some(
+                        e.pull()
+                            .with_context(|| format!("styling with {}", s.spec))?,
+                    ),
+                    None => None,
+                });
+            }
+            let outputs: Vec<RgbImage> = (0..streams.len())
+                .map(|k| match (&outputs[k], streams[k].reference) {
+                    (Some(out), _) => out.clone(),
+                    (None, Some(r)) => {
+                        let mut out = outputs[r].clone().expect("per-frame rows run the element");
+                        replay(&mut stabilizers[k], &img, &mut out, streams[k].smoothing);
+                        out
+                    }
+                    (None, None) => unreachable!("only smoothing rows are replayed"),
+                })
+                .collect();
             meter.add(
                 img.as_raw(),
                 &outputs
@@ -375,8 +408,10 @@ fn run_video(args: &EvaluateArgs, video: &Path) -> anyhow::Result<Vec<VideoRow>>
     )?;
     bar.finish_and_clear();
     for (e, s) in elements.into_iter().zip(&streams) {
-        e.finish()
-            .with_context(|| format!("styling with {}", s.spec))?;
+        if let Some(e) = e {
+            e.finish()
+                .with_context(|| format!("styling with {}", s.spec))?;
+        }
     }
     if meter.frames < 2 {
         bail!("{} has fewer than 2 frames", video.display());
@@ -403,6 +438,7 @@ fn run_video(args: &EvaluateArgs, video: &Path) -> anyhow::Result<Vec<VideoRow>>
                 temporal_smoothing: s.smoothing,
                 per_frame_row: s.reference,
                 added: s.added,
+                replayed: replayed(s),
                 flicker,
                 flicker_vs_input: flicker / input_change,
                 flicker_vs_per_frame: per_frame(flicker, &|r| meter.flicker[r].value()),
@@ -453,7 +489,11 @@ fn run_video(args: &EvaluateArgs, video: &Path) -> anyhow::Result<Vec<VideoRow>>
     for (i, r) in rows.iter().enumerate() {
         println!(
             "{:<4} {:<64} {:>9.2} {:>8.3} {:>8.2} {:>10} {:>8} {:>10.0} {:>10.0} {:>8}",
-            format!("{i}{}", if r.added { "+" } else { "" }),
+            format!(
+                "{i}{}{}",
+                if r.added { "+" } else { "" },
+                if r.replayed { "r" } else { "" }
+            ),
             r.model,
             r.temporal_smoothing,
             r.flicker,
@@ -467,14 +507,40 @@ fn run_video(args: &EvaluateArgs, video: &Path) -> anyhow::Result<Vec<VideoRow>>
     }
     println!(
         "×per-frame, ghosting and style × compare with the row of the same model and settings at \
-         temporal-smoothing 0{}",
+         temporal-smoothing 0{}{}",
         if rows.iter().any(|r| r.added) {
             " (rows marked + were added for that)"
+        } else {
+            ""
+        },
+        if rows.iter().any(|r| r.replayed) {
+            "; rows marked r apply the element's smoothing to that row's frames (--replay)"
         } else {
             ""
         }
     );
     Ok(rows)
+}
+
+/// What the element does to `styled`, the styled frame of `input`, with `temporal-smoothing`
+/// set to `smoothing` (the frames of one stream in order).
+fn replay(stabilizer: &mut Stabilizer, input: &RgbImage, styled: &mut RgbImage, smoothing: f64) {
+    let (width, height) = (input.width() as usize, input.height() as usize);
+    let input = FrameRef {
+        data: input.as_raw(),
+        width,
+        height,
+        stride: 3 * width,
+        format: PixelFormat::Rgb,
+    };
+    let mut output = FrameMut {
+        data: styled,
+        width,
+        height,
+        stride: 3 * width,
+        format: PixelFormat::Rgb,
+    };
+    stabilizer.apply(&input, &mut output, smoothing as f32);
 }
 
 #[cfg(test)]
