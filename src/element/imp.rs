@@ -10,6 +10,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use super::history::{History, Look};
 use super::payload::VideoPayload;
 use super::queue::OrderedQueue;
 use super::settings::Settings;
@@ -52,7 +53,7 @@ impl Failure {
 /// What travels from the sink pad to the source pad's task, in stream order.
 enum Item {
     /// A frame in the batcher; its result arrives on the channel.
-    Frame(Receiver<Completed<VideoPayload>>),
+    Frame(Receiver<Completed<VideoPayload>>, Look),
     /// A frame not run through the network (`infer-every`): the last result is pushed again
     /// with this buffer's timing.
     Reuse(gst::Buffer),
@@ -71,6 +72,8 @@ struct StreamState {
     frame_index: u64,
     /// Whether a frame went to the network since the last caps.
     inferred: bool,
+    /// Model switches so far (a switch restarts the temporal history).
+    model_serial: u64,
     /// Frames whose running time is before this are dropped (QoS).
     earliest: Option<gst::ClockTime>,
     proportion: f64,
@@ -100,6 +103,8 @@ pub struct RsStyle {
     last_flow: Mutex<Result<gst::FlowSuccess, gst::FlowError>>,
     /// The last pushed result, for `infer-every` (source task only).
     last_output: Mutex<Option<gst::Buffer>>,
+    /// The previous frame, for `temporal-smoothing` (source task only).
+    history: Mutex<History>,
     counters: Counters,
     /// The processing latency reported in latency queries (ns).
     reported_latency_ns: AtomicU64,
@@ -243,6 +248,7 @@ impl RsStyle {
                             return; // stopped meanwhile
                         }
                         state.batcher = Some(batcher);
+                        state.model_serial += 1;
                     }
                     gst::info!(CAT, obj = element, "switched to model {model}");
                     let s = gst::Structure::builder("rsstyle-model-loaded")
@@ -359,12 +365,19 @@ impl RsStyle {
         } else {
             let pool = state.pool.clone().ok_or(gst::FlowError::NotNegotiated)?;
             state.inferred = true;
+            let look = Look {
+                params: settings.params,
+                model: state.model_serial,
+            };
             drop(state);
             let payload = VideoPayload::new(buffer, &info, &pool).map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
                 gst::FlowError::Error
             })?;
-            Item::Frame(batcher.submit(payload, settings.params, &self.generation))
+            Item::Frame(
+                batcher.submit(payload, settings.params, &self.generation),
+                look,
+            )
         };
         self.enqueue(item)?;
         *self.last_flow.lock().unwrap()
@@ -437,6 +450,7 @@ impl RsStyle {
                     state.segment = gst::FormattedSegment::new();
                 }
                 *self.last_flow.lock().unwrap() = Ok(gst::FlowSuccess::Ok);
+                self.history.lock().unwrap().reset();
                 self.flushing.store(false, Ordering::SeqCst);
                 let ok = self.srcpad.push_event(event);
                 self.start_task() && ok
@@ -623,9 +637,9 @@ impl RsStyle {
 
     fn handle_item(&self, item: Item) {
         match item {
-            Item::Frame(reply) => match reply.recv() {
+            Item::Frame(reply, look) => match reply.recv() {
                 Ok(Completed {
-                    payload,
+                    mut payload,
                     result: Ok(()),
                     latency,
                     submitted,
@@ -644,6 +658,11 @@ impl RsStyle {
                         .1
                         .push(inside.saturating_sub(inference).as_secs_f64() * 1e3);
                     drop(frame_ms);
+                    let smoothing = self.settings.lock().unwrap().temporal_smoothing;
+                    self.history
+                        .lock()
+                        .unwrap()
+                        .apply(&mut payload, look, smoothing);
                     let buffer = payload.into_output();
                     *self.last_output.lock().unwrap() = Some(buffer.clone());
                     self.push(buffer);
@@ -665,8 +684,13 @@ impl RsStyle {
                 }
             }
             Item::Event(event) => {
-                if let gst::EventView::Caps(_) = event.view() {
-                    *self.last_output.lock().unwrap() = None;
+                match event.view() {
+                    gst::EventView::Caps(_) => {
+                        *self.last_output.lock().unwrap() = None;
+                        self.history.lock().unwrap().reset();
+                    }
+                    gst::EventView::StreamStart(_) => self.history.lock().unwrap().reset(),
+                    _ => {}
                 }
                 self.srcpad.push_event(event);
             }
@@ -743,6 +767,7 @@ impl RsStyle {
         *self.queue.lock().unwrap() = Some(Arc::new(OrderedQueue::new(slots)));
         *self.last_flow.lock().unwrap() = Ok(gst::FlowSuccess::Ok);
         *self.last_output.lock().unwrap() = None;
+        self.history.lock().unwrap().reset();
         self.counters.pending.store(0, Ordering::SeqCst);
         *self.counters.frame_ms.lock().unwrap() = Default::default();
         self.reported_latency_ns.store(0, Ordering::SeqCst);
@@ -859,6 +884,7 @@ impl ObjectSubclass for RsStyle {
             generation: Generation::default(),
             last_flow: Mutex::new(Ok(gst::FlowSuccess::Ok)),
             last_output: Mutex::new(None),
+            history: Mutex::new(History::default()),
             counters: Counters::default(),
             reported_latency_ns: AtomicU64::new(0),
             switch_serial: AtomicU64::new(0),

@@ -4,6 +4,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod history;
 mod imp;
 mod payload;
 mod queue;

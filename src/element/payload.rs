@@ -65,6 +65,14 @@ impl VideoPayload {
         })
     }
 
+    /// Whether the input buffer starts after a discontinuity (seek, lost data).
+    pub fn is_discont(&self) -> bool {
+        self.input
+            .buffer()
+            .flags()
+            .contains(gst::BufferFlags::DISCONT)
+    }
+
     /// The styled output buffer.
     pub fn into_output(self) -> gst::Buffer {
         self.output.into_buffer()

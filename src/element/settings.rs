@@ -39,6 +39,8 @@ impl ValueRangeChoice {
 }
 
 const DEFAULT_DEVICE: &str = "cpu";
+/// The default `temporal-smoothing` (docs/temporal.md measures it).
+const DEFAULT_TEMPORAL_SMOOTHING: f64 = 0.8;
 
 /// Everything the properties set.
 #[derive(Debug, Clone)]
@@ -60,6 +62,7 @@ pub(super) struct Settings {
     pub preserve_color: bool,
     pub infer_every: u32,
     pub inference_scale: f64,
+    pub temporal_smoothing: f64,
     pub value_range: ValueRangeChoice,
     pub size_multiple: u32,
     pub batch_size: u32,
@@ -88,6 +91,7 @@ impl Default for Settings {
             preserve_color: false,
             infer_every: 1,
             inference_scale: 1.0,
+            temporal_smoothing: DEFAULT_TEMPORAL_SMOOTHING,
             value_range: ValueRangeChoice::Auto,
             size_multiple: 0,
             batch_size: 1,
@@ -225,6 +229,18 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .default_value(d.inference_scale)
                 .mutable_playing()
                 .build(),
+            glib::ParamSpecDouble::builder("temporal-smoothing")
+                .nick("Temporal smoothing")
+                .blurb(
+                    "Against flicker: where the input did not change since the previous frame, keep \
+                     this share of the previous output (an average over frames); where it moved, take \
+                     the new output (0: off, every frame styled on its own)",
+                )
+                .minimum(0.0)
+                .maximum(1.0)
+                .default_value(d.temporal_smoothing)
+                .mutable_playing()
+                .build(),
             glib::ParamSpecEnum::builder::<ValueRangeChoice>("value-range")
                 .nick("Value range")
                 .blurb("Pixel value range the model works in, overriding its manifest")
@@ -320,6 +336,7 @@ impl Settings {
             "preserve-color" => self.preserve_color = value.get().expect("type checked"),
             "infer-every" => self.infer_every = value.get().expect("type checked"),
             "inference-scale" => self.inference_scale = value.get().expect("type checked"),
+            "temporal-smoothing" => self.temporal_smoothing = value.get().expect("type checked"),
             "value-range" => self.value_range = value.get().expect("type checked"),
             "size-multiple" => self.size_multiple = value.get().expect("type checked"),
             "batch-size" => self.batch_size = value.get().expect("type checked"),
@@ -351,6 +368,7 @@ impl Settings {
             "preserve-color" => self.preserve_color.to_value(),
             "infer-every" => self.infer_every.to_value(),
             "inference-scale" => self.inference_scale.to_value(),
+            "temporal-smoothing" => self.temporal_smoothing.to_value(),
             "value-range" => self.value_range.to_value(),
             "size-multiple" => self.size_multiple.to_value(),
             "batch-size" => self.batch_size.to_value(),

@@ -3,12 +3,15 @@
 //! Pure functions over byte slices: packed 8-bit RGB-family frames (any row stride) are turned
 //! into model input tensors (layout, channel order, value range, padding or resizing to the
 //! model's size rule) and model outputs are turned back into frames, blended with the input by a
-//! strength factor. Nothing here knows GStreamer.
+//! strength factor; [`temporal`] stabilises styled video over time and [`flicker`] measures how
+//! steady it is. Nothing here knows GStreamer.
 
 pub mod bytes;
+pub mod flicker;
 mod geometry;
 mod pixels;
 mod resize;
+pub mod temporal;
 
 pub use geometry::{Geometry, Resample};
 pub use pixels::PixelFormat;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Temporal smoothing (docs/temporal.md): the cost of the smoothing per 640×480 frame, then
+# flicker, ghosting and losses on assets/vtest.avi for the bundled default model and the CPU
+# real-time preset, per frame and at a few `temporal-smoothing` strengths, through the element;
+# then the contact sheet of consecutive frames (docs/temporal.jpg).
+#
+#   scripts/bench-temporal.sh [--frames N] [--loss-every N]   (default: all 795 frames, losses on 20)
+#
+# Takes about 40 minutes on a 2-core machine (the full model styles each 768×576 frame three
+# times: once per row). Run it on an idle machine for the timing part.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+cargo build --release --quiet --bin rsstyle --example temporal_bench
+bin=target/release/rsstyle
+
+echo "## Cost of the smoothing per frame (against a copy of the frame, alternating)"
+target/release/examples/temporal_bench 640x480 300
+echo
+
+echo "## Flicker, ghosting and losses on vtest.avi"
+full=models/starry-night.onnx
+lite=models/starry-night-lite.onnx,inference-scale=0.5
+rows=()
+for model in "$full" "$lite"; do
+  for s in 0 0.5 0.8 0.9; do
+    rows+=(--model "$model,temporal-smoothing=$s")
+  done
+done
+"$bin" evaluate --video assets/vtest.avi --style assets/starry_night.jpg "${rows[@]}" "$@"
+
+echo
+"$bin" sheet --video assets/vtest.avi --at 400,401,402,403 --size 256x192 --warmup 20 --changes \
+  --model "$full,temporal-smoothing=0" --model "$full,temporal-smoothing=0.8" \
+  -o docs/temporal.jpg
