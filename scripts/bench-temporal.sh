@@ -6,6 +6,8 @@
 #
 #   scripts/bench-temporal.sh [--frames N] [--loss-every N]   (default: all 795 frames, losses on 20)
 #
+# docs/temporal.md was measured with `--frames 200 --loss-every 20` (10 frames for the losses).
+#
 # Smoothing rows are replayed from their per-frame row (`evaluate --replay`: the element's own
 # stabiliser on the element's per-frame output, the same numbers as running the element again,
 # tested), so each model runs once a frame. About 20 minutes on an idle 2-core machine, mostly
