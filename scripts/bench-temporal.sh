@@ -6,8 +6,12 @@
 #
 #   scripts/bench-temporal.sh [--frames N] [--loss-every N]   (default: all 795 frames, losses on 20)
 #
-# Takes about 40 minutes on a 2-core machine (the full model styles each 768×576 frame three
-# times: once per row). Run it on an idle machine for the timing part.
+# docs/temporal.md was measured with `--frames 200 --loss-every 20` (10 frames for the losses).
+#
+# Smoothing rows are replayed from their per-frame row (`evaluate --replay`: the element's own
+# stabiliser on the element's per-frame output, the same numbers as running the element again,
+# tested), so each model runs once a frame. About 20 minutes on an idle 2-core machine, mostly
+# the full model at 768×576. Run it on an idle machine for the timing part.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +32,7 @@ for model in "$full" "$lite"; do
     rows+=(--model "$model,temporal-smoothing=$s")
   done
 done
-"$bin" evaluate --video assets/vtest.avi --style assets/starry_night.jpg "${rows[@]}" "$@"
+"$bin" evaluate --video assets/vtest.avi --style assets/starry_night.jpg --replay "${rows[@]}" "$@"
 
 echo
 "$bin" sheet --video assets/vtest.avi --at 400,401,402,403 --size 256x192 --warmup 20 --changes \
