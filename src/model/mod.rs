@@ -84,7 +84,7 @@ impl Model {
         overrides: &ManifestPatch,
     ) -> Result<Self, ModelError> {
         let mut manifest =
-            graph::infer_manifest(&graph).map_err(|reason| ModelError::NotImageModel {
+            graph::infer_manifest(graph).map_err(|reason| ModelError::NotImageModel {
                 path: path.to_path_buf(),
                 reason,
             })?;

@@ -208,6 +208,9 @@ impl RemoteOptions {
     }
 }
 
+/// The conditioning input of a request: its shape and values.
+type Conditioning<'a> = (Vec<i64>, &'a [f32]);
+
 /// A model on an inference server.
 pub struct RemoteEngine {
     client: Client,
@@ -309,7 +312,7 @@ impl RemoteEngine {
         &self,
         batch: usize,
         values: Option<&'a [f32]>,
-    ) -> Result<Option<(Vec<i64>, &'a [f32])>, EngineError> {
+    ) -> Result<Option<Conditioning<'a>>, EngineError> {
         match (&self.manifest.conditioning, values) {
             (Some(c), Some(values)) if values.len() == batch * c.length => {
                 Ok(Some(if self.conditioning_rank == 1 {
