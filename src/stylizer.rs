@@ -414,7 +414,10 @@ impl Stylizer {
                 // Padding images of a fixed-batch model (no item) take style 0.
                 for i in 0..images {
                     let row = &mut values[i * c.length..(i + 1) * c.length];
-                    match items.get(i).map(|item| (&item.params.mix, item.params.style)) {
+                    match items
+                        .get(i)
+                        .map(|item| (&item.params.mix, item.params.style))
+                    {
                         Some((Some(mix), _)) => row.copy_from_slice(mix.weights()),
                         Some((None, style)) => row[style] = 1.0,
                         None => row[0] = 1.0,

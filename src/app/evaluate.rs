@@ -167,9 +167,9 @@ fn style_all(
             .filter(|(_, i)| i.dimensions() == size)
             .map(|(k, i)| (k, i.clone()))
             .unzip();
-        for (k, styled) in idx
-            .into_iter()
-            .zip(super::sheet::style_images_with(model, props, &group, &[])?)
+        for (k, styled) in
+            idx.into_iter()
+                .zip(super::sheet::style_images_with(model, props, &group, &[])?)
         {
             out[k] = Some(styled);
         }

@@ -6,7 +6,7 @@ use super::client::{Found, Target};
 use super::protocol::model_metadata_response::TensorMetadata;
 use crate::engine::EngineError;
 use crate::model::{
-    ElementType, GraphSummary, Layout, METADATA_KEY, Manifest, ManifestPatch, Model, TensorInfo,
+    GraphSummary, Layout, METADATA_KEY, Manifest, ManifestPatch, Model, TensorInfo,
 };
 
 /// The protocol's tensor data type as the ONNX element type name the manifest code uses.
@@ -43,6 +43,8 @@ pub(super) fn summary(found: &Found) -> GraphSummary {
             .collect(),
         producers: Default::default(),
         opset: None,
+        // No graph to analyse: the minimum input size comes from a manifest layer if at all.
+        spatial: Default::default(),
     }
 }
 
@@ -104,15 +106,15 @@ fn check_local(file: &Manifest, server: &Manifest, graph: &GraphSummary) -> Resu
             server.input, server.output, file.input, file.output
         ));
     }
-    let element = |e: ElementType| match e {
-        ElementType::F32 => "float32",
-        ElementType::F16 => "float16",
-    };
-    if file.element_type != server.element_type {
+    if file.element_type != server.element_type
+        || file.output_element_type != server.output_element_type
+    {
         return Err(format!(
-            "the server's model computes in {}, the file in {}",
-            element(server.element_type),
-            element(file.element_type)
+            "the server's model takes {} and returns {}, the file {} and {}",
+            server.element_type.name(),
+            server.output_element_type.name(),
+            file.element_type.name(),
+            file.output_element_type.name()
         ));
     }
     let layout = |l: Layout| match l {

@@ -216,8 +216,10 @@ pub struct RemoteEngine {
     client: Client,
     manifest: Manifest,
     description: String,
-    /// Wire data type of the image tensors (`FP32` or `FP16`).
+    /// Wire data type of the image input (`FP32`, `FP16` or `UINT8`).
     datatype: &'static str,
+    /// Element type of the conditioning input.
+    conditioning_type: ElementType,
     /// Rank of the conditioning input on the server (1: `[K]`, 2: `[N, K]`).
     conditioning_rank: usize,
     max_in_flight: usize,
@@ -265,16 +267,17 @@ impl RemoteEngine {
             .iter()
             .find(|t| t.name == manifest.input)
             .expect("the manifest's input was checked against the metadata");
-        let datatype = match manifest.element_type {
-            ElementType::F32 => "FP32",
-            ElementType::F16 => "FP16",
-        };
+        let datatype = wire_type(manifest.element_type);
         debug_assert_eq!(image.datatype, datatype);
-        let conditioning_rank = manifest
+        let conditioning_input = manifest
             .conditioning
             .as_ref()
-            .and_then(|c| found.metadata.inputs.iter().find(|t| t.name == c.input))
-            .map_or(0, |t| t.shape.len());
+            .and_then(|c| found.metadata.inputs.iter().find(|t| t.name == c.input));
+        let conditioning_rank = conditioning_input.map_or(0, |t| t.shape.len());
+        // The conditioning vector's own type (a uint8 image model still takes float weights).
+        let conditioning_type = conditioning_input
+            .and_then(|t| element_type(&t.datatype))
+            .unwrap_or(manifest.element_type);
         let server = match (&found.server_name, &found.server_version) {
             (name, version) if !name.is_empty() => format!("{name} {version}"),
             _ => "server".to_string(),
@@ -298,6 +301,7 @@ impl RemoteEngine {
                 manifest,
                 description,
                 datatype,
+                conditioning_type,
                 conditioning_rank,
                 max_in_flight: remote.max_in_flight.max(1),
                 output: Vec::new(),
@@ -368,11 +372,11 @@ impl RemoteEngine {
             };
             inputs.push(InferInputTensor {
                 name: c.input.clone(),
-                datatype: self.datatype.to_string(),
+                datatype: wire_type(self.conditioning_type).to_string(),
                 shape: cond_shape,
                 parameters: Default::default(),
             });
-            raw.push(encode(cond_values, self.manifest.element_type));
+            raw.push(encode(cond_values, self.conditioning_type));
         }
         self.next_id += 1;
         ModelInferRequest {
@@ -422,9 +426,10 @@ impl RemoteEngine {
             bad("the reply has no raw_output_contents (typed contents are not supported)".into())
         })?;
         let values: usize = dims.iter().product();
-        let width = match self.manifest.element_type {
+        let width = match self.manifest.output_element_type {
             ElementType::F32 => 4,
             ElementType::F16 => 2,
+            ElementType::U8 => 1,
         };
         if raw.len() != values * width {
             return Err(bad(format!(
@@ -434,7 +439,7 @@ impl RemoteEngine {
                 tensor.shape
             )));
         }
-        decode_into(&mut self.output, raw, self.manifest.element_type);
+        decode_into(&mut self.output, raw, self.manifest.output_element_type);
         Ok(dims[1..].to_vec())
     }
 }
@@ -452,9 +457,35 @@ fn split(n: usize, max_in_flight: usize, max_batch: Option<usize>) -> Vec<usize>
         .collect()
 }
 
-/// Tensor values as little-endian bytes in the wire type.
+/// The protocol's data type of a tensor of `element_type` (KServe v2 tensor data types).
+fn wire_type(element_type: ElementType) -> &'static str {
+    match element_type {
+        ElementType::F32 => "FP32",
+        ElementType::F16 => "FP16",
+        ElementType::U8 => "UINT8",
+    }
+}
+
+/// The element type of a protocol data type, if rsstyle handles it.
+fn element_type(datatype: &str) -> Option<ElementType> {
+    match datatype {
+        "FP32" => Some(ElementType::F32),
+        "FP16" => Some(ElementType::F16),
+        "UINT8" => Some(ElementType::U8),
+        _ => None,
+    }
+}
+
+/// Tensor values as little-endian bytes in the wire type (uint8: rounded and clamped to
+/// 0..255).
 fn encode(values: &[f32], element_type: ElementType) -> Bytes {
     match element_type {
+        ElementType::U8 => Bytes::from(
+            values
+                .iter()
+                .map(|v| v.round().clamp(0.0, 255.0) as u8)
+                .collect::<Vec<u8>>(),
+        ),
         ElementType::F32 => {
             let mut bytes = Vec::with_capacity(values.len() * 4);
             for v in values {
@@ -475,6 +506,7 @@ fn encode(values: &[f32], element_type: ElementType) -> Bytes {
 /// Appends little-endian wire values to `out` as floats.
 fn decode_into(out: &mut Vec<f32>, raw: &[u8], element_type: ElementType) {
     match element_type {
+        ElementType::U8 => out.extend(raw.iter().map(|&b| f32::from(b))),
         ElementType::F32 => out.extend(
             raw.chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),

@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::model::{
-    ConditioningPatch, GraphSummary, METADATA_KEY, Manifest, ManifestPatch, Model, SizeRule,
-    TensorInfo, load_graph,
+    ConditioningPatch, GraphSummary, METADATA_KEY, Manifest, ManifestPatch, MinSize, Model,
+    SizeRule, TensorInfo, load_graph,
 };
 
 /// The Python-backend model file (`model.py`).
@@ -90,6 +90,7 @@ pub fn manifest_patch(manifest: &Manifest) -> ManifestPatch {
             SizeRule::Multiple(m) => Some(m),
             SizeRule::Fixed { .. } => None,
         },
+        min_size: (manifest.min_size != MinSize::ANY).then_some(manifest.min_size),
         conditioning: manifest.conditioning.as_ref().map(|c| ConditioningPatch {
             input: Some(c.input.clone()),
             labels: c.labels.clone(),
