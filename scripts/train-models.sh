@@ -77,11 +77,11 @@ for name in "${selected[@]}"; do
   case "$name" in
     paintings)
       train paintings 3000 --width 16 --blocks 3 --size 192 --teacher "${teacher_files[@]}"
-      export_model paintings "Johnson net (width 16, 3 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle's trainer from Magenta's arbitrary-style network (Apache-2.0); see models/README.md"
+      export_model paintings "Johnson net (width 16, 3 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle from Magenta's arbitrary-style network (Apache-2.0); see models/README.md"
       ;;
     paintings-lite)
       train paintings-lite 3000 --width 8 --blocks 2 --size 192 --teacher "${teacher_files[@]}"
-      export_model paintings-lite "Johnson net (width 8, 2 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle's trainer from Magenta's arbitrary-style network (Apache-2.0); see models/README.md"
+      export_model paintings-lite "Johnson net (width 8, 2 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle from Magenta's arbitrary-style network (Apache-2.0); see models/README.md"
       ;;
     *) echo "train-models: unknown model '$name' (known: ${all[*]})" >&2; exit 2 ;;
   esac

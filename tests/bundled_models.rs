@@ -10,7 +10,27 @@ use common::*;
 use gst::prelude::*;
 use gstrsstyle::frame::PixelFormat;
 
-const BUNDLED: [&str; 4] = ["fruits", "graffiti", "starry-night", "starry-night-lite"];
+const BUNDLED: [&str; 6] = [
+    "fruits",
+    "graffiti",
+    "starry-night",
+    "starry-night-lite",
+    "paintings",
+    "paintings-lite",
+];
+
+/// The multi-style models (conditional instance norm) and their styles, in index order.
+const MULTI_STYLE: [&str; 2] = ["paintings", "paintings-lite"];
+const PAINTINGS: [&str; 8] = [
+    "starry-night",
+    "great-wave",
+    "kandinsky-composition-viii",
+    "night-cafe",
+    "cafe-terrace-at-night",
+    "renoir-moulin-de-la-galette",
+    "cassatt-summertime",
+    "hiroshige-inokashira-snow",
+];
 
 fn bundled(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -99,7 +119,7 @@ fn bundled_models_load_rewritten_on_the_cpu_and_compute_the_same() {
     let input: Vec<f32> = (0..3 * w * h)
         .map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0)
         .collect();
-    for name in BUNDLED {
+    for name in BUNDLED.into_iter().filter(|n| !MULTI_STYLE.contains(n)) {
         let run = |spec: &str| {
             let mut options = EngineOptions {
                 threads: 1,
@@ -128,5 +148,64 @@ fn bundled_models_load_rewritten_on_the_cpu_and_compute_the_same() {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         assert!(d < 1e-5, "{name}: the rewritten graph differs by {d}");
+    }
+}
+
+#[test]
+fn multi_style_models_name_their_styles_and_each_style_paints_differently() {
+    for name in MULTI_STYLE {
+        let out = Command::new(rsstyle_bin())
+            .arg("inspect")
+            .arg(bundled(name))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {text}");
+        for label in PAINTINGS {
+            assert!(
+                text.contains(label),
+                "{name}: no style '{label}' in\n{text}"
+            );
+        }
+        let (w, h) = (64, 48);
+        let input = pattern(w, h);
+        let styled = |props: &[(&str, glib::Value)]| {
+            let mut all = vec![("model", bundled(name).display().to_string().to_value())];
+            all.extend(props.iter().cloned());
+            run_frame(&all, PixelFormat::Rgb, w, h, &input)
+        };
+        let mean_diff = |a: &[[u8; 3]], b: &[[u8; 3]]| {
+            a.iter()
+                .zip(b)
+                .map(|(p, q)| {
+                    (0..3)
+                        .map(|c| (p[c] as f64 - q[c] as f64).abs())
+                        .sum::<f64>()
+                })
+                .sum::<f64>()
+                / (3 * a.len()) as f64
+        };
+        let outputs: Vec<_> = (0..PAINTINGS.len() as u32)
+            .map(|i| styled(&[("style", i.to_value())]))
+            .collect();
+        for i in 0..outputs.len() {
+            for j in i + 1..outputs.len() {
+                let d = mean_diff(&outputs[i], &outputs[j]);
+                assert!(d > 3.0, "{name}: styles {i} and {j} differ by {d:.2} only");
+            }
+        }
+        // Weights by label: all on one style is that style; a half-half mix lies between.
+        let great_wave = styled(&[("style-weights", "great-wave:1".to_value())]);
+        assert!(mean_diff(&great_wave, &outputs[1]) < 0.5, "{name}");
+        let mix = styled(&[(
+            "style-weights",
+            "starry-night:0.5,great-wave:0.5".to_value(),
+        )]);
+        let (to_a, to_b) = (mean_diff(&mix, &outputs[0]), mean_diff(&mix, &outputs[1]));
+        let between = mean_diff(&outputs[0], &outputs[1]);
+        assert!(
+            to_a < between && to_b < between,
+            "{name}: mix {to_a:.2} / {to_b:.2} from the styles, {between:.2} between them"
+        );
     }
 }

@@ -277,6 +277,8 @@ fn identity_harness(server: &Triton, engine_options: &str) -> (gst_check::Harnes
         .property("device", server.device())
         .property("server-model", "identity")
         .property("engine-options", engine_options)
+        // Each frame exactly as the server returns it (no blending with the previous one).
+        .property("temporal-smoothing", 0.0)
         .build()
         .unwrap();
     let bus = gst::Bus::new();

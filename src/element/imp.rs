@@ -51,6 +51,9 @@ impl Failure {
 }
 
 /// What travels from the sink pad to the source pad's task, in stream order.
+// A frame's `Look` holds its style weights (a few hundred bytes): moved once per frame, cheaper
+// than a box.
+#[allow(clippy::large_enum_variant)]
 enum Item {
     /// A frame in the batcher; its result arrives on the channel.
     Frame(Receiver<Completed<VideoPayload>>, Look),

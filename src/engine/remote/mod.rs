@@ -220,6 +220,8 @@ pub struct RemoteEngine {
     datatype: &'static str,
     /// Element type of the conditioning input.
     conditioning_type: ElementType,
+    /// The server's largest batch (Triton's `max_batch_size`): requests never carry more.
+    server_max_batch: Option<usize>,
     /// Rank of the conditioning input on the server (1: `[K]`, 2: `[N, K]`).
     conditioning_rank: usize,
     max_in_flight: usize,
@@ -258,9 +260,9 @@ impl RemoteEngine {
         let client = Client::connect(target.clone(), remote)?;
         let found = client.check_and_describe()?;
         let mut manifest = metadata::manifest(&target, &found, local, sidecar, overrides)?;
-        if let Some(max) = found.max_batch_size {
-            manifest.max_batch = Some(manifest.max_batch.map_or(max, |m| m.min(max)));
-        }
+        // The server's `max_batch_size` bounds each request, not the element's batches (the
+        // manifest's `max_batch` is a batch the graph fixes, to which batches are padded).
+        let server_max_batch = found.max_batch_size;
         let image = found
             .metadata
             .inputs
@@ -303,6 +305,7 @@ impl RemoteEngine {
                 datatype,
                 conditioning_type,
                 conditioning_rank,
+                server_max_batch,
                 max_in_flight: remote.max_in_flight.max(1),
                 output: Vec::new(),
                 next_id: 0,
@@ -544,7 +547,11 @@ impl Engine for RemoteEngine {
             )));
         }
         let conditioning = self.conditioning(n, conditioning)?;
-        let counts = split(n, self.max_in_flight, self.manifest.max_batch);
+        let counts = split(
+            n,
+            self.max_in_flight,
+            self.server_max_batch.or(self.manifest.max_batch),
+        );
         let mut requests = Vec::with_capacity(counts.len());
         let mut first = 0;
         for &count in &counts {

@@ -209,7 +209,7 @@ fn forward_shifted(x: &[f32], w: &[f32], d: Dims) -> Vec<f32> {
     let rows = rows_per_tile(o, ho, wp, d.n);
     let tiles = ho.div_ceil(rows);
     (0..d.n * tiles).into_par_iter().for_each(|task| {
-        let yp = yp;
+        let yp = &yp; // the whole wrapper (Sync), not its raw pointer field
         let (b, r0) = (task / tiles, task % tiles * rows);
         let r1 = (r0 + rows).min(ho);
         // Wide columns r0·wp .. (r1−1)·wp + wo of this sample.
@@ -360,7 +360,7 @@ fn forward_im2col(x: &[f32], w: &[f32], d: Dims) -> Vec<f32> {
     let per = positions_per_tile(d, hw);
     let tiles = hw.div_ceil(per);
     (0..d.n * tiles).into_par_iter().for_each(|task| {
-        let yp = yp;
+        let yp = &yp; // the whole wrapper (Sync), not its raw pointer field
         let (b, t0) = (task / tiles, task % tiles * per);
         let t1 = (t0 + per).min(hw);
         let mut cols = vec![0f32; ckk * (t1 - t0)];

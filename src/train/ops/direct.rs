@@ -58,7 +58,7 @@ pub fn forward(xp: &[f32], w: &[f32], s: Padded) -> Vec<f32> {
     let rows = (ho * s.n * blocks).div_ceil(tasks).clamp(1, ho);
     let tiles = ho.div_ceil(rows);
     (0..s.n * blocks * tiles).into_par_iter().for_each(|task| {
-        let yp = yp;
+        let yp = &yp; // the whole wrapper (Sync), not its raw pointer field
         let (b, rest) = (task / (blocks * tiles), task % (blocks * tiles));
         let (o0, r0) = (rest / tiles * OB, rest % tiles * rows);
         let r1 = (r0 + rows).min(ho);
