@@ -3,12 +3,12 @@
 # (assets/vtest.avi, 795 frames of 768×576) with the default bundled model. Prints where the
 # styled video and its before/after contact sheet are, and the frame rate.
 #
-#   scripts/style-sample.sh [MODEL]     (default: models/starry-night.onnx)
+#   scripts/style-sample.sh [MODEL]     (default: models/paintings.onnx, style 0: Starry Night)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-model="${1:-models/starry-night.onnx}"
+model="${1:-models/paintings.onnx}"
 name="$(basename "$model" .onnx)"
 echo "style-sample: setting up (scripts/setup.sh: system packages, ONNX Runtime, sample media)"
 scripts/setup.sh

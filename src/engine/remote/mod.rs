@@ -259,7 +259,7 @@ impl RemoteEngine {
         };
         let client = Client::connect(target.clone(), remote)?;
         let found = client.check_and_describe()?;
-        let mut manifest = metadata::manifest(&target, &found, local, sidecar, overrides)?;
+        let manifest = metadata::manifest(&target, &found, local, sidecar, overrides)?;
         // The server's `max_batch_size` bounds each request, not the element's batches (the
         // manifest's `max_batch` is a batch the graph fixes, to which batches are padded).
         let server_max_batch = found.max_batch_size;
