@@ -200,27 +200,6 @@ fn inspect(model: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A harness with a bus, for warnings.
-fn start(
-    props: &[(&str, glib::Value)],
-    width: usize,
-    height: usize,
-) -> (gst_check::Harness, gst::Bus) {
-    init();
-    let element = gst::ElementFactory::make("rsstyle").build().unwrap();
-    for (name, value) in props {
-        element.set_property_from_value(name, value);
-    }
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
-    let mut h = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
-    h.set_src_caps_str(&format!(
-        "video/x-raw,format=RGB,width={width},height={height},framerate=25/1"
-    ));
-    h.play();
-    (h, bus)
-}
-
 fn warnings(bus: &gst::Bus) -> Vec<String> {
     std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
         .map(|m| match m.view() {
@@ -253,7 +232,7 @@ fn a_batch_fixed_in_the_graph_is_padded_to_its_size() {
     );
     let (w, h) = (20, 12);
     for batch in [1u32, 4] {
-        let (mut harness, bus) = start(
+        let (mut harness, bus) = start_rgb(
             &[
                 model_prop(&model),
                 ("batch-size", batch.to_value()),
@@ -429,7 +408,7 @@ fn outputs_of_another_size_are_resized_to_the_frame_with_one_warning() {
 
     // Valid convolution: 30×22 of the frame's interior, resized to 32×24.
     let model = valid_conv(dir.path());
-    let (mut harness, bus) = start(&[model_prop(&model)], w, h);
+    let (mut harness, bus) = start_rgb(&[model_prop(&model)], w, h);
     let ramp: Vec<[u8; 3]> = (0..h)
         .flat_map(|y| (0..w).map(move |x| [(x * 8) as u8, (y * 10) as u8, 77]))
         .collect();
@@ -474,7 +453,7 @@ fn outputs_of_another_size_are_resized_to_the_frame_with_one_warning() {
 
     // ×2 upscaler: the 64×48 output halved is the frame again, exactly.
     let model = upscaler(dir.path());
-    let (mut harness, bus) = start(&[model_prop(&model)], w, h);
+    let (mut harness, bus) = start_rgb(&[model_prop(&model)], w, h);
     let input = pattern(w, h);
     harness.push(rgb_buffer(&input, w, h, 0)).unwrap();
     assert_eq!(rgb_pixels(&harness.pull().unwrap(), w, h), input);
@@ -492,7 +471,7 @@ fn outputs_of_another_size_are_resized_to_the_frame_with_one_warning() {
         "the model returns 252x252 images for 256x256 input: its output is resized to the frame";
     assert_eq!(loaded.notes, vec![note.to_string()]);
     assert!(inspect(&model).contains(&format!("note:          {note}")));
-    let (mut harness, bus) = start(&[model_prop(&model)], 64, 64);
+    let (mut harness, bus) = start_rgb(&[model_prop(&model)], 64, 64);
     let flat = vec![[200u8, 100, 30]; 64 * 64];
     harness.push(rgb_buffer(&flat, 64, 64, 0)).unwrap();
     assert_eq!(rgb_pixels(&harness.pull().unwrap(), 64, 64), flat);

@@ -15,25 +15,6 @@ fn caps(width: usize, height: usize) -> String {
     format!("video/x-raw,format=RGB,width={width},height={height},framerate=25/1")
 }
 
-/// A harness around an `rsstyle` with `props`, its caps set, in PLAYING, with a bus attached.
-fn start(
-    props: &[(&str, glib::Value)],
-    width: usize,
-    height: usize,
-) -> (gst_check::Harness, gst::Bus) {
-    init();
-    let element = gst::ElementFactory::make("rsstyle").build().unwrap();
-    for (name, value) in props {
-        element.set_property_from_value(name, value);
-    }
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
-    let mut h = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
-    h.set_src_caps_str(&caps(width, height));
-    h.play();
-    (h, bus)
-}
-
 fn inverted(pixels: &[[u8; 3]]) -> Vec<[u8; 3]> {
     pixels.iter().map(|p| p.map(|v| 255 - v)).collect()
 }
@@ -60,7 +41,7 @@ fn pull_pts_ms(h: &mut gst_check::Harness) -> (u64, gst::Buffer) {
 fn ten_frames_in_batches_of_four_then_eos() {
     let dir = tempfile::tempdir().unwrap();
     let control = test_engine("batches", &invert(dir.path(), "0..255"), 0);
-    let (mut h, _bus) = start(
+    let (mut h, _bus) = start_rgb(
         &[
             ("model", "test:batches".to_value()),
             ("batch-size", 4u32.to_value()),
@@ -99,7 +80,7 @@ fn ten_frames_in_batches_of_four_then_eos() {
 fn flush_drops_everything_queued_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let control = test_engine("flush", &invert(dir.path(), "0..255"), 150);
-    let (mut h, _bus) = start(&[("model", "test:flush".to_value())], W, H);
+    let (mut h, _bus) = start_rgb(&[("model", "test:flush".to_value())], W, H);
     for i in 0..4 {
         h.push(rgb_buffer(&frame(i), W, H, i as u64 * 40)).unwrap();
     }
@@ -137,7 +118,7 @@ fn flush_drops_everything_queued_before_it() {
 fn caps_change_drains_then_continues_at_the_new_size() {
     let dir = tempfile::tempdir().unwrap();
     let _control = test_engine("caps", &invert(dir.path(), "0..255"), 0);
-    let (mut h, _bus) = start(
+    let (mut h, _bus) = start_rgb(
         &[
             ("model", "test:caps".to_value()),
             ("batch-size", 4u32.to_value()),
@@ -176,7 +157,7 @@ fn caps_change_drains_then_continues_at_the_new_size() {
 fn a_partial_batch_goes_out_after_the_batch_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let control = test_engine("timeout", &invert(dir.path(), "0..255"), 0);
-    let (mut h, _bus) = start(
+    let (mut h, _bus) = start_rgb(
         &[
             ("model", "test:timeout".to_value()),
             ("batch-size", 8u32.to_value()),
@@ -197,7 +178,7 @@ fn a_partial_batch_goes_out_after_the_batch_timeout() {
 fn latency_query_adds_batch_timeout_and_processing() {
     let dir = tempfile::tempdir().unwrap();
     let _control = test_engine("latency-fixed", &invert(dir.path(), "0..255"), 0);
-    let (mut h, _bus) = start(
+    let (mut h, _bus) = start_rgb(
         &[
             ("model", "test:latency-fixed".to_value()),
             ("batch-timeout", 10u32.to_value()),
@@ -214,7 +195,7 @@ fn latency_query_adds_batch_timeout_and_processing() {
 fn measured_latency_above_the_reported_one_posts_a_latency_message() {
     let dir = tempfile::tempdir().unwrap();
     let _control = test_engine("latency-measured", &invert(dir.path(), "0..255"), 60);
-    let (mut h, bus) = start(&[("model", "test:latency-measured".to_value())], W, H);
+    let (mut h, bus) = start_rgb(&[("model", "test:latency-measured".to_value())], W, H);
     h.set_upstream_latency(gst::ClockTime::ZERO);
     assert_eq!(h.query_latency(), Some(gst::ClockTime::ZERO));
     h.push(rgb_buffer(&frame(1), W, H, 0)).unwrap();
@@ -232,7 +213,7 @@ fn measured_latency_above_the_reported_one_posts_a_latency_message() {
 fn qos_drops_frames_downstream_says_are_late() {
     let dir = tempfile::tempdir().unwrap();
     let control = test_engine("qos", &invert(dir.path(), "0..255"), 0);
-    let (mut h, bus) = start(&[("model", "test:qos".to_value())], W, H);
+    let (mut h, bus) = start_rgb(&[("model", "test:qos".to_value())], W, H);
     // Downstream reports that everything before 500 ms running time is too late.
     let qos = gst::event::Qos::new(
         gst::QOSType::Underflow,
@@ -265,7 +246,7 @@ fn qos_drops_frames_downstream_says_are_late() {
 fn qos_off_keeps_every_frame() {
     let dir = tempfile::tempdir().unwrap();
     let _control = test_engine("qos-off", &invert(dir.path(), "0..255"), 0);
-    let (mut h, _bus) = start(
+    let (mut h, _bus) = start_rgb(
         &[
             ("model", "test:qos-off".to_value()),
             ("qos", false.to_value()),
@@ -310,7 +291,7 @@ fn model_switch_while_playing() {
     let dir = tempfile::tempdir().unwrap();
     let first = identity(dir.path());
     let second = invert(dir.path(), "0..255");
-    let (mut h, bus) = start(&[("model", first.display().to_string().to_value())], W, H);
+    let (mut h, bus) = start_rgb(&[("model", first.display().to_string().to_value())], W, H);
     h.push(rgb_buffer(&frame(1), W, H, 0)).unwrap();
     assert_eq!(rgb_pixels(&h.pull().unwrap(), W, H), frame(1));
 
@@ -344,7 +325,7 @@ fn model_switch_while_playing() {
 fn infer_every_third_frame_repeats_the_result_with_new_timestamps() {
     let dir = tempfile::tempdir().unwrap();
     let control = test_engine("every", &invert(dir.path(), "0..255"), 0);
-    let (mut h, _bus) = start(
+    let (mut h, _bus) = start_rgb(
         &[
             ("model", "test:every".to_value()),
             ("infer-every", 3u32.to_value()),
@@ -372,7 +353,7 @@ fn infer_every_third_frame_repeats_the_result_with_new_timestamps() {
 fn inference_scale_runs_the_network_at_half_size() {
     let dir = tempfile::tempdir().unwrap();
     let control = test_engine("scale", &invert(dir.path(), "0..255"), 0);
-    let (mut h, _bus) = start(
+    let (mut h, _bus) = start_rgb(
         &[
             ("model", "test:scale".to_value()),
             ("inference-scale", 0.5f64.to_value()),
@@ -390,7 +371,7 @@ fn inference_scale_runs_the_network_at_half_size() {
 fn preserve_color_transfers_luminance_only() {
     let dir = tempfile::tempdir().unwrap();
     let model = invert(dir.path(), "0..255");
-    let (mut h, _bus) = start(
+    let (mut h, _bus) = start_rgb(
         &[
             ("model", model.display().to_string().to_value()),
             ("preserve-color", true.to_value()),
@@ -409,7 +390,7 @@ fn preserve_color_transfers_luminance_only() {
 fn style_and_strength_change_while_playing() {
     let dir = tempfile::tempdir().unwrap();
     let model = conditioned_offsets(dir.path());
-    let (mut h, bus) = start(&[("model", model.display().to_string().to_value())], W, H);
+    let (mut h, bus) = start_rgb(&[("model", model.display().to_string().to_value())], W, H);
     let input = vec![[100u8, 100, 100]; W * H];
     let element = h.element().unwrap();
     h.push(rgb_buffer(&input, W, H, 0)).unwrap();
@@ -439,8 +420,8 @@ fn two_streams_on_one_model_share_batches() {
         ("batch-size", 2u32.to_value()),
         ("batch-timeout", 10_000u32.to_value()),
     ];
-    let (mut a, _) = start(&props, W, H);
-    let (mut b, _) = start(&props, W, H);
+    let (mut a, _) = start_rgb(&props, W, H);
+    let (mut b, _) = start_rgb(&props, W, H);
     a.push(rgb_buffer(&frame(1), W, H, 0)).unwrap();
     b.push(rgb_buffer(&frame(2), W, H, 0)).unwrap();
     assert_eq!(rgb_pixels(&a.pull().unwrap(), W, H), inverted(&frame(1)));
@@ -456,7 +437,7 @@ fn two_streams_on_one_model_share_batches() {
 fn leaky_queue_drops_instead_of_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let control = test_engine("leaky", &invert(dir.path(), "0..255"), 0);
-    let (mut h, _bus) = start(
+    let (mut h, _bus) = start_rgb(
         &[
             ("model", "test:leaky".to_value()),
             ("leaky", true.to_value()),
@@ -532,7 +513,7 @@ fn serialized_events_keep_their_place_between_frames() {
     let dir = tempfile::tempdir().unwrap();
     // A slow engine keeps frames in flight while the events behind them arrive.
     let _control = test_engine("events", &invert(dir.path(), "0..255"), 50);
-    let (mut h, _bus) = start(&[("model", "test:events".to_value())], W, H);
+    let (mut h, _bus) = start_rgb(&[("model", "test:events".to_value())], W, H);
     let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     {
         let seen = seen.clone();
@@ -601,7 +582,7 @@ fn serialized_events_keep_their_place_between_frames() {
 fn a_full_queue_blocks_upstream() {
     let dir = tempfile::tempdir().unwrap();
     let control = test_engine("blocking", &invert(dir.path(), "0..255"), 1000);
-    let (h, _bus) = start(
+    let (h, _bus) = start_rgb(
         &[
             ("model", "test:blocking".to_value()),
             ("max-queued", 2u32.to_value()),
@@ -649,7 +630,7 @@ fn a_full_queue_blocks_upstream() {
 fn an_engine_panic_is_an_element_error_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let control = test_engine("panic", &invert(dir.path(), "0..255"), 0);
-    let (mut h, bus) = start(&[("model", "test:panic".to_value())], W, H);
+    let (mut h, bus) = start_rgb(&[("model", "test:panic".to_value())], W, H);
     h.push(rgb_buffer(&frame(1), W, H, 0)).unwrap();
     h.pull().unwrap();
     control
@@ -678,7 +659,7 @@ fn an_engine_panic_is_an_element_error_not_a_crash() {
 fn stats_split_a_frames_time_into_inference_and_overhead() {
     let dir = tempfile::tempdir().unwrap();
     let _control = test_engine("overhead", &invert(dir.path(), "0..255"), 30);
-    let (mut h, _bus) = start(&[("model", "test:overhead".to_value())], W, H);
+    let (mut h, _bus) = start_rgb(&[("model", "test:overhead".to_value())], W, H);
     let s = stats(&h);
     assert_eq!(s.get::<f64>("frame-ms-p50").unwrap(), 0.0, "no frame yet");
     for i in 0..3 {
@@ -701,7 +682,7 @@ fn stats_split_a_frames_time_into_inference_and_overhead() {
 fn a_fast_upstream_fills_whole_batches() {
     let dir = tempfile::tempdir().unwrap();
     let control = test_engine("fill", &invert(dir.path(), "0..255"), 100);
-    let (mut h, _bus) = start(
+    let (mut h, _bus) = start_rgb(
         &[
             ("model", "test:fill".to_value()),
             ("batch-size", 4u32.to_value()),
@@ -747,7 +728,7 @@ fn a_fast_upstream_fills_whole_batches() {
 fn style_weights_change_while_playing_and_bad_ones_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let model = conditioned_offsets(dir.path());
-    let (mut h, bus) = start(&[("model", model.display().to_string().to_value())], W, H);
+    let (mut h, bus) = start_rgb(&[("model", model.display().to_string().to_value())], W, H);
     let input = vec![[100u8, 100, 100]; W * H];
     let element = h.element().unwrap();
     let mut pts = 0;

@@ -622,3 +622,25 @@ pub fn max_difference(a: &[[u8; 3]], b: &[[u8; 3]]) -> u8 {
         .max()
         .unwrap()
 }
+
+/// A harness around an `rsstyle` with `props`, RGB caps of `width`×`height` at 25/1 set, in
+/// PLAYING, with a bus attached.
+pub fn start_rgb(
+    props: &[(&str, glib::Value)],
+    width: usize,
+    height: usize,
+) -> (gst_check::Harness, gst::Bus) {
+    init();
+    let element = gst::ElementFactory::make("rsstyle").build().unwrap();
+    for (name, value) in props {
+        element.set_property_from_value(name, value);
+    }
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
+    h.set_src_caps_str(&format!(
+        "video/x-raw,format=RGB,width={width},height={height},framerate=25/1"
+    ));
+    h.play();
+    (h, bus)
+}
