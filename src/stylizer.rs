@@ -168,8 +168,13 @@ pub struct Stylizer {
 impl Stylizer {
     pub fn new(engine: Box<dyn Engine>) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let experiment: Option<usize> = std::env::var("RSSTYLE_EXPERIMENT_CONVERSION_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok());
         Self {
-            conversion_threads: if engine.takes_bytes() {
+            conversion_threads: if let Some(n) = experiment {
+                n
+            } else if engine.takes_bytes() {
                 (cores / 2).clamp(1, 8)
             } else {
                 1

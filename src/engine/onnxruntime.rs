@@ -85,12 +85,21 @@ impl OrtEngine {
                 .with_intra_threads(options.threads)
                 .map_err(|e| session_err(e.to_string()))?;
         }
+        if let Some(spin) = options.cpu_spin {
+            builder = builder
+                .with_intra_op_spinning(spin)
+                .map_err(|e| session_err(e.to_string()))?;
+        }
         let threads = if options.threads > 0 {
             format!("{} threads", options.threads)
         } else {
             "default threads".to_string()
         };
-        let mut description = format!("CPU (ONNX Runtime {}, {threads})", runtime.version);
+        let spin = match options.cpu_spin {
+            Some(false) => ", threads sleep when idle",
+            _ => "",
+        };
+        let mut description = format!("CPU (ONNX Runtime {}, {threads}{spin})", runtime.version);
 
         let cuda_id = match options.device {
             Device::Cpu => None,
