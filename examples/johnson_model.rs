@@ -1,12 +1,26 @@
 //! Writes the Johnson et al. fast-style TransformerNet (as in pytorch/examples
-//! `fast_neural_style`) as an ONNX model with seeded random weights, for benchmarks.
+//! `fast_neural_style`) as an ONNX model with seeded random weights, for benchmarks — and
+//! cheaper variants of it, to measure before training them:
+//!
+//! - `--stem s2d`: no full-resolution layer at the input: SpaceToDepth(2) (3 → 12 channels at
+//!   half resolution) and a 5×5 convolution to `2·width` channels replace the 9×9 convolution
+//!   and the first stride-2 convolution.
+//! - `--head s2d`: the output convolution at half resolution: after the first upsampling, a
+//!   5×5 convolution to 12 channels and DepthToSpace(2) replace the second upsampling
+//!   convolution and the 9×9 output convolution.
+//! - `--residual separable`: residual blocks of depthwise 3×3 + pointwise 1×1 convolutions.
+//! - `--styles K`: conditional instance norm over K styles (a second input `style` `[n, K]`;
+//!   scale and shift `style · table` after each plain instance norm), as rsstyle's exporter
+//!   writes multi-style nets.
 //!
 //! ```text
 //! cargo run --release --example johnson_model -- OUT.onnx [--seed N] [--width 32] [--blocks 5]
+//!     [--stem 9x9|s2d] [--head 9x9|s2d] [--residual full|separable] [--styles K]
 //! ```
 //!
 //! Input `input` and output `output` are NCHW float32 `[n, 3, h, w]` in [0, 255]; h and w must be
-//! multiples of 4. With width 32 and 5 blocks the net has 1,679,235 parameters.
+//! multiples of 4. With width 32 and 5 blocks the net has 1,679,235 parameters. It prints the
+//! parameters and the multiply-adds per output pixel (×2: FLOP/px).
 
 use std::path::PathBuf;
 
@@ -28,6 +42,18 @@ struct Args {
     /// Residual blocks.
     #[arg(long, default_value_t = 5)]
     blocks: usize,
+    /// The layers at the input: `9x9` (the paper's) or `s2d` (see above).
+    #[arg(long, default_value = "9x9")]
+    stem: String,
+    /// The layers at the output: `9x9` (the paper's) or `s2d` (see above).
+    #[arg(long, default_value = "9x9")]
+    head: String,
+    /// Residual blocks: `full` 3×3 convolutions or `separable` (depthwise + pointwise).
+    #[arg(long, default_value = "full")]
+    residual: String,
+    /// Styles of a conditioned net (0: unconditioned).
+    #[arg(long, default_value_t = 0)]
+    styles: usize,
 }
 
 /// SplitMix64: a small, seedable generator, enough for random weights.
@@ -50,6 +76,12 @@ struct Net {
     rng: Rng,
     params: usize,
     layer: usize,
+    /// Multiply-adds per output pixel so far.
+    macs_per_px: f64,
+    /// Pixels of the current tensor per output pixel (1 at full resolution, 1/4 at half).
+    density: f64,
+    /// The `style` input of a conditioned net, and its number of styles.
+    styles: Option<(String, usize)>,
 }
 
 impl Net {
@@ -91,8 +123,28 @@ impl Net {
         w: &[f32],
         bias: &[f32],
     ) -> String {
-        let [cout, _, k, _] = dims;
-        let padded = self.reflect_pad(x, k / 2);
+        self.grouped_conv(x, dims, stride, 1, w, bias)
+    }
+
+    /// Reflection pad + convolution in `groups` groups with the given weights
+    /// (`[cout, cin / groups, k, k]`).
+    fn grouped_conv(
+        &mut self,
+        x: &str,
+        dims: [i64; 4],
+        stride: i64,
+        groups: i64,
+        w: &[f32],
+        bias: &[f32],
+    ) -> String {
+        let [cout, cin_per_group, k, _] = dims;
+        self.density /= (stride * stride) as f64;
+        self.macs_per_px += self.density * (cout * cin_per_group * k * k) as f64;
+        let padded = if k > 1 {
+            self.reflect_pad(x, k / 2)
+        } else {
+            x.to_string()
+        };
         let w = self.constant("weight", &dims, w);
         let bias = self.constant("bias", &[cout], bias);
         self.b.op(
@@ -101,19 +153,69 @@ impl Net {
             &[
                 Attr::Ints("kernel_shape", vec![k, k]),
                 Attr::Ints("strides", vec![stride, stride]),
+                Attr::Int("group", groups),
             ],
         )
     }
 
-    /// Affine instance norm (gamma 1, beta 0), optionally followed by ReLU.
+    /// Depthwise 3×3 then pointwise 1×1 convolution, `c` channels.
+    fn separable_conv(&mut self, x: &str, c: i64) -> String {
+        self.layer += 1;
+        let dw: Vec<f32> = (0..c * 9)
+            .map(|_| (6.0f32 / 9.0).sqrt() * self.rng.next_signed())
+            .collect();
+        let zero = vec![0.0; c as usize];
+        let y = self.grouped_conv(x, [c, 1, 3, 3], 1, c, &dw, &zero);
+        self.layer += 1;
+        let fan_in = c as f32;
+        let pw: Vec<f32> = (0..c * c)
+            .map(|_| (6.0 / fan_in).sqrt() * self.rng.next_signed())
+            .collect();
+        let bias: Vec<f32> = (0..c)
+            .map(|_| self.rng.next_signed() / fan_in.sqrt())
+            .collect();
+        self.grouped_conv(&y, [c, c, 1, 1], 1, 1, &pw, &bias)
+    }
+
+    /// Affine instance norm (gamma 1, beta 0) — or, in a conditioned net, plain instance
+    /// norm followed by the per-sample scale and shift `style · table` — optionally followed
+    /// by ReLU.
     fn norm(&mut self, x: &str, c: usize, relu: bool) -> String {
-        let gamma = self.constant("in.gamma", &[c as i64], &vec![1.0; c]);
-        let beta = self.constant("in.beta", &[c as i64], &vec![0.0; c]);
-        let y = self.b.op(
-            "InstanceNormalization",
-            &[x, &gamma, &beta],
-            &[Attr::Float("epsilon", 1e-5)],
-        );
+        let y = match self.styles.clone() {
+            None => {
+                let gamma = self.constant("in.gamma", &[c as i64], &vec![1.0; c]);
+                let beta = self.constant("in.beta", &[c as i64], &vec![0.0; c]);
+                self.b.op(
+                    "InstanceNormalization",
+                    &[x, &gamma, &beta],
+                    &[Attr::Float("epsilon", 1e-5)],
+                )
+            }
+            Some((style, k)) => {
+                let ones = self.constant("in.ones", &[c as i64], &vec![1.0; c]);
+                let zeros = self.constant("in.zeros", &[c as i64], &vec![0.0; c]);
+                let normed = self.b.op(
+                    "InstanceNormalization",
+                    &[x, &ones, &zeros],
+                    &[Attr::Float("epsilon", 1e-5)],
+                );
+                let axes = self
+                    .b
+                    .constant_i64(&format!("l{}.in.axes", self.layer), &[2], &[2, 3]);
+                let mut per_sample = |what: &str, around: f32| {
+                    let table: Vec<f32> = (0..k * c)
+                        .map(|_| around + 0.1 * self.rng.next_signed())
+                        .collect();
+                    let t = self.constant(what, &[k as i64, c as i64], &table);
+                    let rows = self.b.op("MatMul", &[&style, &t], &[]);
+                    self.b.op("Unsqueeze", &[&rows, &axes], &[])
+                };
+                let scale = per_sample("in.styles.weight", 1.0);
+                let shift = per_sample("in.styles.bias", 0.0);
+                let scaled = self.b.op("Mul", &[&normed, &scale], &[]);
+                self.b.op("Add", &[&scaled, &shift], &[])
+            }
+        };
         if relu {
             self.b.op("Relu", &[&y], &[])
         } else {
@@ -126,11 +228,28 @@ impl Net {
         self.norm(&y, cout as usize, true)
     }
 
-    fn residual(&mut self, x: &str, c: i64) -> String {
-        let y = self.conv_norm_relu(x, c, c, 3, 1);
-        let y = self.conv(&y, c, c, 3, 1);
-        let y = self.norm(&y, c as usize, false);
+    fn residual(&mut self, x: &str, c: i64, separable: bool) -> String {
+        let y = if separable {
+            let y = self.separable_conv(x, c);
+            let y = self.norm(&y, c as usize, true);
+            let y = self.separable_conv(&y, c);
+            self.norm(&y, c as usize, false)
+        } else {
+            let y = self.conv_norm_relu(x, c, c, 3, 1);
+            let y = self.conv(&y, c, c, 3, 1);
+            self.norm(&y, c as usize, false)
+        };
         self.b.op("Add", &[&y, x], &[])
+    }
+
+    /// `op` (SpaceToDepth or DepthToSpace) with block size 2.
+    fn blocks(&mut self, op: &str, x: &str) -> String {
+        self.density *= if op == "SpaceToDepth" { 0.25 } else { 4.0 };
+        let mut attrs = vec![Attr::Int("blocksize", 2)];
+        if op == "DepthToSpace" {
+            attrs.push(Attr::Str("mode", "DCR".into()));
+        }
+        self.b.op(op, &[x], &attrs)
     }
 
     /// Nearest-neighbour ×2 upsampling, then conv + IN + ReLU.
@@ -149,6 +268,7 @@ impl Net {
                 Attr::Str("nearest_mode", "floor".into()),
             ],
         );
+        self.density *= 4.0;
         self.conv_norm_relu(&up, cin, cout, 3, 1)
     }
 }
@@ -159,48 +279,85 @@ fn main() -> anyhow::Result<()> {
         args.width > 0 && args.blocks > 0,
         "width and blocks must be positive"
     );
+    let choice = |name: &str, value: &str, options: [&str; 2]| -> anyhow::Result<bool> {
+        anyhow::ensure!(
+            options.contains(&value),
+            "--{name} must be {} or {}, not '{value}'",
+            options[0],
+            options[1]
+        );
+        Ok(value == options[1])
+    };
+    let s2d_stem = choice("stem", &args.stem, ["9x9", "s2d"])?;
+    let s2d_head = choice("head", &args.head, ["9x9", "s2d"])?;
+    let separable = choice("residual", &args.residual, ["full", "separable"])?;
     let (c1, c2, c3) = (args.width, 2 * args.width, 4 * args.width);
     let mut net = Net {
         b: GraphBuilder::new("johnson_transformer_net"),
         rng: Rng(args.seed),
         params: 0,
         layer: 0,
+        macs_per_px: 0.0,
+        density: 1.0,
+        styles: None,
     };
     let dims: [Dim; 4] = ["n".into(), 3.into(), "h".into(), "w".into()];
     let x = net.b.input("input", Elem::F32, &dims);
+    if args.styles > 0 {
+        let k = args.styles as i64;
+        let style = net.b.input("style", Elem::F32, &["n".into(), k.into()]);
+        net.styles = Some((style, args.styles));
+    }
 
-    let mut y = net.conv_norm_relu(&x, 3, c1, 9, 1);
-    y = net.conv_norm_relu(&y, c1, c2, 3, 2);
+    let mut y = if s2d_stem {
+        let blocks = net.blocks("SpaceToDepth", &x);
+        net.conv_norm_relu(&blocks, 12, c2, 5, 1)
+    } else {
+        let y = net.conv_norm_relu(&x, 3, c1, 9, 1);
+        net.conv_norm_relu(&y, c1, c2, 3, 2)
+    };
     y = net.conv_norm_relu(&y, c2, c3, 3, 2);
     for _ in 0..args.blocks {
-        y = net.residual(&y, c3);
+        y = net.residual(&y, c3, separable);
     }
     y = net.upsample_conv(&y, c3, c2);
-    y = net.upsample_conv(&y, c2, c1);
-
     // Last conv, no activation. He scaling gives outputs of about unit variance; a gain of 40
     // and a bias of 127.5 spread them over [0, 255] so the output looks like an image.
+    let (cin, cout, k) = if s2d_head { (c2, 12, 5) } else { (c1, 3, 9) };
+    if !s2d_head {
+        y = net.upsample_conv(&y, c2, c1);
+    }
     net.layer += 1;
-    let (k, fan_in) = (9, (c1 * 81) as f32);
+    let fan_in = (cin * k * k) as f32;
     let wb = 40.0 * (6.0 / fan_in).sqrt();
-    let w: Vec<f32> = (0..3 * c1 * k * k)
+    let w: Vec<f32> = (0..cout * cin * k * k)
         .map(|_| wb * net.rng.next_signed())
         .collect();
-    y = net.conv_with(&y, [3, c1, k, k], 1, &w, &[127.5; 3]);
+    y = net.conv_with(&y, [cout, cin, k, k], 1, &w, &vec![127.5; cout as usize]);
+    if s2d_head {
+        y = net.blocks("DepthToSpace", &y);
+    }
     net.b.node("Identity", &[&y], &["output"], &[]);
     net.b.output("output", Elem::F32, &dims);
 
-    let manifest = serde_json::json!({
+    let mut manifest = serde_json::json!({
         "range": "0..255",
         "size_multiple": 4,
         "description": "Johnson TransformerNet, random weights (benchmark only)",
     });
+    if args.styles > 0 {
+        manifest["conditioning"] = serde_json::json!({ "input": "style" });
+    }
     net.b
         .metadata(gstrsstyle::model::METADATA_KEY, &manifest.to_string());
     let params = net.params;
     net.b
         .write(&args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    println!("wrote {} ({params} parameters)", args.out.display());
+    println!(
+        "wrote {} ({params} parameters, {:.1} kFLOP/px)",
+        args.out.display(),
+        2.0 * net.macs_per_px / 1e3
+    );
     Ok(())
 }

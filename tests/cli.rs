@@ -141,6 +141,51 @@ fn bench_reports_every_configuration() {
     assert!(overhead > 0.0 && overhead < latency, "{row}");
     assert!(rows[2]["added_latency_ms"].is_null());
     assert!(rows.iter().all(|r| r["fps_ratio"].as_f64().unwrap() > 0.0));
+    // Every row carries the machine it was measured on.
+    let machine = &rows[0]["machine"];
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(machine["usable_cpus"], cpus, "{machine}");
+    assert!(
+        machine["cpus"].as_u64().unwrap() >= cpus as u64,
+        "{machine}"
+    );
+    assert!(!machine["cpu"].as_str().unwrap().is_empty(), "{machine}");
+    assert!(machine["sgemm_gflops"].as_f64().unwrap() > 0.0, "{machine}");
+    assert!(rows.iter().all(|r| r["machine"] == *machine));
+}
+
+#[test]
+fn bench_prints_the_machine_it_ran_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = random_convnet(dir.path(), "net.onnx", None, 0, 5);
+    let out = Command::new(rsstyle_bin())
+        .args([
+            "bench", "--size", "32x24", "--frames", "4", "--reps", "1", "--model",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap();
+    let machine = gstrsstyle::machine::Machine::probe(std::time::Duration::ZERO);
+    let cpus = format!(
+        "machine: {}, {} CPUs ({} usable), ",
+        machine.cpu, machine.cpus, machine.usable_cpus
+    );
+    assert!(first.starts_with(&cpus), "{first}");
+    assert!(first.contains(&machine.extensions.join(" ")), "{first}");
+    assert!(first.contains(" GFLOP/s (1024³, "), "{first}");
+    if cfg!(target_arch = "x86_64") {
+        assert!(
+            first.contains("; ONNX Runtime kernels: float32 "),
+            "{first}"
+        );
+    }
 }
 
 #[test]

@@ -236,6 +236,7 @@ fn exported_generators_compute_what_candle_computes() {
         let expected_rewrites = Rewrites {
             upsample_convs: if johnson { 2 } else { 0 },
             output_convs: 1,
+            ..Rewrites::default()
         };
         assert_eq!(rewrites, expected_rewrites, "{arch:?}");
         let ops = ops_of(&f32_rewritten);

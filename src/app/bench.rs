@@ -63,6 +63,10 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Measure throughput only: skip the paced run that measures per-frame latency (which
+    /// waits at least 200 ms between frames).
+    #[arg(long)]
+    pub no_latency: bool,
 }
 
 /// One row of the result.
@@ -504,6 +508,59 @@ fn element_run(args: &BenchArgs, case: &Case, paced: Option<(u64, &mut Bare)>) -
     })
 }
 
+/// One configuration's measurements over the repetitions.
+#[derive(Default)]
+struct Samples {
+    engine: String,
+    inference: Vec<f64>,
+    fps: Vec<f64>,
+    mean_batches: Vec<f64>,
+    ratios: Vec<f64>,
+    paced_inference: Vec<f64>,
+    element_inference: Vec<f64>,
+    element_convert: Vec<f64>,
+    p50s: Vec<f64>,
+    p99s: Vec<f64>,
+    added: Vec<f64>,
+    overhead: Vec<f64>,
+}
+
+impl Samples {
+    /// One repetition: bare inference back to back, the element as fast as it goes, and
+    /// (batch 1) the element paced with bare inferences between its frames.
+    fn measure(&mut self, args: &BenchArgs, case: &Case) -> Result<()> {
+        let batch = case.batch;
+        let mut bare = Bare::new(args, case)?;
+        self.engine = bare.engine.device_description().to_string();
+        let back_to_back = bare.back_to_back_ms((args.frames / batch).clamp(8, 40))?;
+        self.inference.push(back_to_back);
+        let run = element_run(args, case, None)?;
+        self.fps.push(run.fps);
+        self.mean_batches.push(run.mean_batch);
+        self.ratios
+            .push(run.fps * back_to_back / (batch as f64 * 1e3));
+        if batch == 1 && !args.no_latency {
+            let period_ms = paced_period_ms(back_to_back);
+            let run = element_run(args, case, Some((period_ms, &mut bare)))?;
+            let mut bare_paced = run.bare_ms;
+            if bare_paced.is_empty() {
+                bail!("too few frames ({}) to time", args.frames);
+            }
+            let bare_paced = median(&mut bare_paced);
+            self.paced_inference.push(bare_paced);
+            self.element_inference.push(run.inference_ms);
+            self.element_convert.push(run.convert_ms);
+            let mut paced = run.latencies_ms;
+            let p50 = median(&mut paced);
+            self.p50s.push(p50);
+            self.p99s.push(percentile(&mut paced, 0.99));
+            self.added.push(p50 - bare_paced);
+            self.overhead.push(run.overhead_ms);
+        }
+        Ok(())
+    }
+}
+
 /// Runs every configuration and prints the table (or JSON).
 pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
     gst::init()?;
@@ -513,97 +570,76 @@ pub fn run(args: &BenchArgs) -> Result<Vec<BenchRow>> {
     if !args.json {
         println!("machine: {}", machine.describe());
     }
-    let mut rows = Vec::new();
+    // Every configuration, then each repetition of all of them in turn: on a shared machine,
+    // configurations measured side by side see the same phases of its load.
+    let mut cases = Vec::new();
     for model in &args.models {
         for size in &args.size {
             let (width, height) = super::parse_size(size)?;
-            for (&batch, &scale) in args
-                .batch
-                .iter()
-                .flat_map(|b| args.inference_scale.iter().map(move |s| (b, s)))
-            {
-                let case = Case {
-                    model,
-                    width,
-                    height,
-                    batch,
-                    inference_scale: scale,
-                };
-                let (mut inference, mut fps, mut p50s, mut p99s) =
-                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                let mut paced_inference = Vec::new();
-                let mut engine = String::new();
-                let (mut element_inference, mut element_convert) = (Vec::new(), Vec::new());
-                let (mut ratios, mut added, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
-                let mut mean_batches = Vec::new();
-                for _ in 0..args.reps.max(1) {
-                    let mut bare = Bare::new(args, &case)?;
-                    engine = bare.engine.device_description().to_string();
-                    let back_to_back = bare.back_to_back_ms((args.frames / batch).clamp(8, 40))?;
-                    inference.push(back_to_back);
-                    let run = element_run(args, &case, None)?;
-                    let element_fps = run.fps;
-                    fps.push(element_fps);
-                    mean_batches.push(run.mean_batch);
-                    ratios.push(element_fps * back_to_back / (batch as f64 * 1e3));
-                    if batch == 1 {
-                        let period_ms = paced_period_ms(back_to_back);
-                        let run = element_run(args, &case, Some((period_ms, &mut bare)))?;
-                        let mut bare_paced = run.bare_ms;
-                        if bare_paced.is_empty() {
-                            bail!("too few frames ({}) to time", args.frames);
-                        }
-                        let bare_paced = median(&mut bare_paced);
-                        paced_inference.push(bare_paced);
-                        element_inference.push(run.inference_ms);
-                        element_convert.push(run.convert_ms);
-                        let mut paced = run.latencies_ms;
-                        let p50 = median(&mut paced);
-                        p50s.push(p50);
-                        p99s.push(percentile(&mut paced, 0.99));
-                        added.push(p50 - bare_paced);
-                        overhead.push(run.overhead_ms);
-                    }
+            for &batch in &args.batch {
+                for &inference_scale in &args.inference_scale {
+                    cases.push(Case {
+                        model,
+                        width,
+                        height,
+                        batch,
+                        inference_scale,
+                    });
                 }
-                let compared = if args.compare_cpu && batch == 1 && scale == 1.0 {
-                    Some(compare_with_cpu(args, &case)?)
-                } else {
-                    None
-                };
-                let inference = median(&mut inference);
-                let paced_inference =
-                    (!paced_inference.is_empty()).then(|| median(&mut paced_inference));
-                let (p50, p99) = if batch == 1 {
-                    (Some(median(&mut p50s)), Some(median(&mut p99s)))
-                } else {
-                    (None, None)
-                };
-                rows.push(BenchRow {
-                    model: model.display().to_string(),
-                    engine,
-                    width,
-                    height,
-                    batch,
-                    inference_scale: scale,
-                    element_fps: median(&mut fps),
-                    element_mean_batch: median(&mut mean_batches),
-                    inference_ms_per_batch: inference,
-                    inference_fps: batch as f64 * 1e3 / inference,
-                    paced_inference_ms: paced_inference,
-                    paced_latency_ms_p50: p50,
-                    paced_latency_ms_p99: p99,
-                    paced_element_inference_ms: (batch == 1)
-                        .then(|| median(&mut element_inference)),
-                    paced_element_convert_ms: (batch == 1).then(|| median(&mut element_convert)),
-                    fps_ratio: median(&mut ratios),
-                    added_latency_ms: (!added.is_empty()).then(|| median(&mut added)),
-                    element_overhead_ms: (!overhead.is_empty()).then(|| median(&mut overhead)),
-                    max_diff_vs_cpu: compared.map(|c| c.0),
-                    differing_vs_cpu: compared.map(|c| c.1),
-                    machine: machine.clone(),
-                });
             }
         }
+    }
+    let mut samples: Vec<Samples> = cases.iter().map(|_| Samples::default()).collect();
+    let reps = args.reps.max(1);
+    for rep in 0..reps {
+        for (case, s) in cases.iter().zip(&mut samples) {
+            if !args.json && (reps > 1 || cases.len() > 1) {
+                eprintln!(
+                    "bench: {} {}x{} batch {} scale {} (repetition {}/{reps})",
+                    case.model.display(),
+                    case.width,
+                    case.height,
+                    case.batch,
+                    case.inference_scale,
+                    rep + 1
+                );
+            }
+            s.measure(args, case)?;
+        }
+    }
+    let mut rows = Vec::new();
+    for (case, mut s) in cases.iter().zip(samples) {
+        let compared = if args.compare_cpu && case.batch == 1 && case.inference_scale == 1.0 {
+            Some(compare_with_cpu(args, case)?)
+        } else {
+            None
+        };
+        let batch = case.batch;
+        let inference = median(&mut s.inference);
+        let some = |v: &mut Vec<f64>| (!v.is_empty()).then(|| median(v));
+        rows.push(BenchRow {
+            model: case.model.display().to_string(),
+            engine: s.engine.clone(),
+            width: case.width,
+            height: case.height,
+            batch,
+            inference_scale: case.inference_scale,
+            element_fps: median(&mut s.fps),
+            element_mean_batch: median(&mut s.mean_batches),
+            inference_ms_per_batch: inference,
+            inference_fps: batch as f64 * 1e3 / inference,
+            paced_inference_ms: some(&mut s.paced_inference),
+            paced_latency_ms_p50: some(&mut s.p50s),
+            paced_latency_ms_p99: some(&mut s.p99s),
+            paced_element_inference_ms: some(&mut s.element_inference),
+            paced_element_convert_ms: some(&mut s.element_convert),
+            fps_ratio: median(&mut s.ratios),
+            added_latency_ms: some(&mut s.added),
+            element_overhead_ms: some(&mut s.overhead),
+            max_diff_vs_cpu: compared.map(|c| c.0),
+            differing_vs_cpu: compared.map(|c| c.1),
+            machine: machine.clone(),
+        });
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -55,14 +55,19 @@ pub struct EngineOptions {
     /// Which model an inference server runs and how requests go to it
     /// (`device=grpc://…` only).
     pub remote: remote::RemoteOptions,
+    /// Whether ONNX Runtime's CPU threads spin while they wait for work
+    /// (`session.intra_op.allow_spinning`); spinning threads hold their cores between and
+    /// within runs, which other work in the process (frame conversion, decoding) then lacks.
+    /// `None`: ONNX Runtime's default (spinning).
+    pub cpu_spin: Option<bool>,
 }
 
 impl EngineOptions {
     /// The keys [`EngineOptions::apply`] takes, for help texts.
     pub const KEYS: &'static str = "frame-io=auto|float|bytes, cuda-nhwc=true|false, \
          cuda-tf32=true|false, cuda-search=exhaustive|heuristic, cuda-graph=true|false, \
-         profile=PATH, graph-rewrite=auto|true|false, trt-fp16=true|false, trt-cache=DIR, \
-         max-in-flight=N, timeout=MS, retries=N";
+         profile=PATH, graph-rewrite=auto|true|false, cpu-spin=true|false, trt-fp16=true|false, \
+         trt-cache=DIR, max-in-flight=N, timeout=MS, retries=N";
 
     /// Applies comma-separated `key=value` settings (see [`EngineOptions::KEYS`]); an empty
     /// string changes nothing.
@@ -93,6 +98,7 @@ impl EngineOptions {
                 key @ ("max-in-flight" | "timeout" | "retries") => {
                     self.remote.set(key, value.trim())?
                 }
+                "cpu-spin" => self.cpu_spin = Some(flag()?),
                 "profile" => {
                     let path = value.trim();
                     self.profile = (!path.is_empty()).then(|| path.into());
@@ -198,6 +204,9 @@ mod tests {
         assert_eq!(o.graph_rewrite, Some(false));
         o.apply("graph-rewrite=auto").unwrap();
         assert_eq!(o.graph_rewrite, None);
+        assert_eq!(o.cpu_spin, None);
+        o.apply("cpu-spin=false").unwrap();
+        assert_eq!(o.cpu_spin, Some(false));
         assert_eq!(
             o.apply("graph-rewrite=fast"),
             Err("engine option graph-rewrite: 'fast' is not true or false".to_string())

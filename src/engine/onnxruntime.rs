@@ -90,14 +90,23 @@ impl OrtEngine {
             .map_err(|e| session_err(e.to_string()))?
             .with_intra_threads(threads)
             .map_err(|e| session_err(e.to_string()))?;
+        if let Some(spin) = options.cpu_spin {
+            builder = builder
+                .with_intra_op_spinning(spin)
+                .map_err(|e| session_err(e.to_string()))?;
+        }
         let mut description = format!(
-            "CPU (ONNX Runtime {}, {threads} thread{}{})",
+            "CPU (ONNX Runtime {}, {threads} thread{}{}{})",
             runtime.version,
             if threads == 1 { "" } else { "s" },
             if options.threads == 0 {
                 ": the CPUs this process may use"
             } else {
                 ""
+            },
+            match options.cpu_spin {
+                Some(false) => ", threads sleep when idle",
+                _ => "",
             }
         );
         notes.warnings.extend(model.notes.iter().cloned());

@@ -15,6 +15,14 @@
 //!   pixels. It needs an even height and width, so it applies only where the convolution's
 //!   output reaches a graph output known to be even-sized through elementwise operators.
 //!
+//! - **Conditional instance norm** (multi-style nets): instance norm with scale 1 and shift 0,
+//!   then `Mul` by a per-sample scale and `Add` of a per-sample shift, each
+//!   `Unsqueeze(MatMul(style, table), [2, 3])` of shape `[N, C, 1, 1]`, becomes one instance
+//!   norm of the input viewed as `[1, N·C, H, W]` whose scale and shift are the `[N·C]`
+//!   flattened `MatMul` results: the same statistics per sample and channel, two passes over
+//!   the activations fewer. It applies only where `style` is a rank-2 graph input (one row
+//!   per sample).
+//!
 //! A pattern is rewritten only when it matches exactly: weights stored in the model (not
 //! overridable inputs), default dilations and groups, intermediate tensors used by nothing
 //! else. Anything else is left as it is.
@@ -36,12 +44,14 @@ pub struct Rewrites {
     pub upsample_convs: usize,
     /// Few-output convolutions, now computed through SpaceToDepth.
     pub output_convs: usize,
+    /// Instance norm → per-sample scale → per-sample shift, now one instance norm.
+    pub conditional_norms: usize,
 }
 
 impl Rewrites {
     /// Whether anything was rewritten.
     pub fn any(&self) -> bool {
-        self.upsample_convs + self.output_convs > 0
+        self.upsample_convs + self.output_convs + self.conditional_norms > 0
     }
 }
 
@@ -62,6 +72,10 @@ impl fmt::Display for Rewrites {
                 "{n} output convolution{} through SpaceToDepth",
                 plural(n)
             ));
+        }
+        if self.conditional_norms > 0 {
+            let n = self.conditional_norms;
+            parts.push(format!("{n} conditional instance norm{} as one", plural(n)));
         }
         if parts.is_empty() {
             f.write_str("none")
@@ -112,6 +126,14 @@ pub fn optimize(model: &mut ModelProto, even_output: Option<&str>) -> Rewrites {
             removed.insert(m.pad);
             tensors.extend(new);
             done.output_convs += 1;
+        } else if let Some(m) = index.conditional_norm(node) {
+            // At the Add, the last node of the pattern: everything the new nodes read is
+            // computed before it.
+            let (nodes, new) = m.rewrite(node, &prefix);
+            replaced.insert(i, nodes);
+            removed.extend(m.removed.iter().copied());
+            tensors.extend(new);
+            done.conditional_norms += 1;
         }
     }
     if !done.any() {
@@ -337,6 +359,104 @@ impl<'a> Index<'a> {
         })
     }
 
+    /// `Add` of a per-sample shift to `Mul` by a per-sample scale of an instance norm with
+    /// scale 1 and shift 0 (see the module documentation), matched at the `Add`.
+    fn conditional_norm(&self, add: &NodeProto) -> Option<ConditionalNorm> {
+        if !standard(add, "Add") || add.input.len() != 2 || add.output.len() != 1 {
+            return None;
+        }
+        for (a, b) in [(0, 1), (1, 0)] {
+            let Some((mul, mul_node)) = self.sole_producer(&add.input[a], add) else {
+                continue;
+            };
+            if !standard(mul_node, "Mul") || mul_node.input.len() != 2 {
+                continue;
+            }
+            for (c, d) in [(0, 1), (1, 0)] {
+                let Some((norm, norm_node)) = self.sole_producer(&mul_node.input[c], mul_node)
+                else {
+                    continue;
+                };
+                let Some(channels) = self.plain_norm(norm_node) else {
+                    continue;
+                };
+                let (Some(scale), Some(shift)) = (
+                    self.per_sample(&mul_node.input[d], mul_node),
+                    self.per_sample(&add.input[b], add),
+                ) else {
+                    continue;
+                };
+                let mut removed = vec![norm, mul];
+                removed.extend(scale.1);
+                removed.extend(shift.1);
+                return Some(ConditionalNorm {
+                    input: norm_node.input[0].clone(),
+                    channels,
+                    epsilon: attr(norm_node, "epsilon").map(|a| a.f),
+                    scale: scale.0,
+                    shift: shift.0,
+                    removed,
+                });
+            }
+        }
+        None
+    }
+
+    /// An InstanceNormalization with constant scale 1 and shift 0 and no attribute but
+    /// `epsilon`: its channel count.
+    fn plain_norm(&self, n: &NodeProto) -> Option<usize> {
+        if !standard(n, "InstanceNormalization") || n.input.len() != 3 {
+            return None;
+        }
+        if !only_attrs(n, &["epsilon"]) {
+            return None;
+        }
+        let (scale, _) = float_values(self.constant(&n.input[1])?)?;
+        let (shift, _) = float_values(self.constant(&n.input[2])?)?;
+        (scale.len() == shift.len()
+            && scale.iter().all(|&v| v == 1.0)
+            && shift.iter().all(|&v| v == 0.0))
+        .then_some(scale.len())
+    }
+
+    /// `tensor` as `Unsqueeze(MatMul(style, table), axes [2, 3])`, `style` a rank-2 graph
+    /// input and `table` a constant `[K, C]`: the MatMul's output (`[N, C]`), and the
+    /// Unsqueeze node if `reader` is its only reader.
+    fn per_sample(&self, tensor: &str, reader: &NodeProto) -> Option<(String, Option<usize>)> {
+        let i = *self.producer.get(tensor)?;
+        let unsqueeze = &self.graph.node[i];
+        if !standard(unsqueeze, "Unsqueeze") || unsqueeze.input.is_empty() {
+            return None;
+        }
+        let axes = match unsqueeze.input.get(1).filter(|a| !a.is_empty()) {
+            Some(a) => int_values(self.constant(a)?)?,
+            None => attr_ints(unsqueeze, "axes")?,
+        };
+        if axes != [2, 3] {
+            return None;
+        }
+        let matmul = &self.graph.node[*self.producer.get(unsqueeze.input[0].as_str())?];
+        if !standard(matmul, "MatMul") || matmul.input.len() != 2 {
+            return None;
+        }
+        let style = self
+            .graph
+            .input
+            .iter()
+            .find(|v| v.name == matmul.input[0])?;
+        let rank = style
+            .type_
+            .tensor_type()
+            .shape
+            .as_ref()
+            .map(|s| s.dim.len());
+        if rank != Some(2) || self.constant(&matmul.input[1])?.dims.len() != 2 {
+            return None;
+        }
+        let sole = self.sole_producer(tensor, reader).is_some();
+        Some((matmul.output[0].clone(), sole.then_some(i)))
+    }
+
     /// Whether `tensor` is the even-sized graph output or becomes it through single-input
     /// elementwise operators only (so it has the output's height and width).
     fn reaches_even_output(&self, tensor: &str) -> bool {
@@ -535,6 +655,77 @@ impl OutputConv {
                 &conv.output,
                 &[Attr::Int("blocksize", 2), Attr::Str("mode", "DCR".into())],
             ),
+        ];
+        (nodes, tensors)
+    }
+}
+
+struct ConditionalNorm {
+    /// The instance norm's input, `[N, C, H, W]`.
+    input: String,
+    channels: usize,
+    epsilon: Option<f32>,
+    /// The per-sample scale and shift, `[N, C]` (the MatMul outputs).
+    scale: String,
+    shift: String,
+    /// Nodes the rewrite replaces besides the Add: the norm, the Mul, and the Unsqueezes
+    /// nothing else reads.
+    removed: Vec<usize>,
+}
+
+impl ConditionalNorm {
+    /// Reshape to `[1, N·C, H, W]` → InstanceNormalization with the flattened per-sample
+    /// scale and shift → Reshape back to `[N, C, H, W]`, under the Add's output name.
+    fn rewrite(&self, add: &NodeProto, prefix: &str) -> (Vec<NodeProto>, Vec<TensorProto>) {
+        let int64 = |name: &str, v: &[i64]| {
+            tensor_proto(
+                name,
+                DataType::INT64,
+                &[v.len() as i64],
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        };
+        let (joined, split, flat) = (
+            format!("{prefix}samples_as_channels"),
+            format!("{prefix}channels"),
+            format!("{prefix}flat"),
+        );
+        let tensors = vec![
+            int64(&joined, &[1, -1, 0, 0]),
+            int64(&split, &[-1, self.channels as i64, 0, 0]),
+            int64(&flat, &[-1]),
+        ];
+        let (x, scale, shift, y) = (
+            format!("{prefix}x"),
+            format!("{prefix}scale"),
+            format!("{prefix}shift"),
+            format!("{prefix}normed"),
+        );
+        let reshape = |what: &str, input: &str, shape: &str, output: &str| {
+            node(
+                &format!("{prefix}Reshape_{what}"),
+                "Reshape",
+                &[input, shape],
+                &[output],
+                &[],
+            )
+        };
+        let mut attrs = Vec::new();
+        if let Some(e) = self.epsilon {
+            attrs.push(Attr::Float("epsilon", e));
+        }
+        let nodes = vec![
+            reshape("input", &self.input, &joined, &x),
+            reshape("scale", &self.scale, &flat, &scale),
+            reshape("shift", &self.shift, &flat, &shift),
+            node(
+                &format!("{prefix}InstanceNormalization"),
+                "InstanceNormalization",
+                &[&x, &scale, &shift],
+                &[&y],
+                &attrs,
+            ),
+            reshape("output", &y, &split, &add.output[0]),
         ];
         (nodes, tensors)
     }

@@ -97,14 +97,17 @@ fn set_constant(graph: &mut GraphProto, name: &str, t: TensorProto) {
 const BOTH: Rewrites = Rewrites {
     upsample_convs: 1,
     output_convs: 1,
+    conditional_norms: 0,
 };
 const UPSAMPLE_ONLY: Rewrites = Rewrites {
     upsample_convs: 1,
     output_convs: 0,
+    conditional_norms: 0,
 };
 const OUTPUT_ONLY: Rewrites = Rewrites {
     upsample_convs: 0,
     output_convs: 1,
+    conditional_norms: 0,
 };
 
 #[test]
@@ -377,11 +380,114 @@ fn says_what_it_rewrote() {
     let two = Rewrites {
         upsample_convs: 2,
         output_convs: 0,
+        conditional_norms: 0,
     };
     assert_eq!(two.to_string(), "2 upsample convolutions as transposed");
+    let norms = Rewrites {
+        conditional_norms: 3,
+        ..Rewrites::default()
+    };
+    assert_eq!(norms.to_string(), "3 conditional instance norms as one");
     assert_eq!(Rewrites::default().to_string(), "none");
 }
 
 fn int_bytes(v: &[i64]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// input [n, 4, h, w], style [n, 3] (or `style_dims`) → InstanceNormalization(scale, shift)
+/// → Mul by Unsqueeze(MatMul(style, A), [2, 3]) → Add Unsqueeze(MatMul(style, B), [2, 3]) →
+/// Relu → output. Node indices: IN 0, MatMul 1, Unsqueeze 2, MatMul 3, Unsqueeze 4, Mul 5,
+/// Add 6, Relu 7, Identity 8.
+fn conditioned_norm(style_dims: &[Dim], scale: f32) -> ModelProto {
+    let mut b = GraphBuilder::new("cin");
+    let dims: [Dim; 4] = ["n".into(), 4.into(), "h".into(), "w".into()];
+    let x = b.input("input", Elem::F32, &dims);
+    let style = b.input("style", Elem::F32, style_dims);
+    let ones = b.constant_f32("ones", &[4], &[scale; 4]);
+    let zeros = b.constant_f32("zeros", &[4], &[0.0; 4]);
+    let normed = b.op(
+        "InstanceNormalization",
+        &[&x, &ones, &zeros],
+        &[Attr::Float("epsilon", 1e-3)],
+    );
+    let axes = b.constant_i64("axes", &[2], &[2, 3]);
+    let a = b.constant_f32("a", &[3, 4], &[0.5; 12]);
+    let s = b.op("MatMul", &[&style, &a], &[]);
+    let s = b.op("Unsqueeze", &[&s, &axes], &[]);
+    let t = b.constant_f32("t", &[3, 4], &[0.1; 12]);
+    let t = b.op("MatMul", &[&style, &t], &[]);
+    let t = b.op("Unsqueeze", &[&t, &axes], &[]);
+    let y = b.op("Mul", &[&normed, &s], &[]);
+    let y = b.op("Add", &[&t, &y], &[]);
+    let y = b.op("Relu", &[&y], &[]);
+    b.node("Identity", &[&y], &["output"], &[]);
+    b.output("output", Elem::F32, &dims);
+    b.build()
+}
+
+const NORM_ONLY: Rewrites = Rewrites {
+    upsample_convs: 0,
+    output_convs: 0,
+    conditional_norms: 1,
+};
+
+#[test]
+fn conditional_instance_norm_becomes_one_instance_norm() {
+    let mut model = conditioned_norm(&["n".into(), 3.into()], 1.0);
+    let add_output = model.graph.node[6].output[0].clone();
+    assert_eq!(optimize(&mut model, None), NORM_ONLY);
+    assert_eq!(
+        ops(&model),
+        [
+            "MatMul",
+            "MatMul",
+            "Reshape",
+            "Reshape",
+            "Reshape",
+            "InstanceNormalization",
+            "Reshape",
+            "Relu",
+            "Identity"
+        ]
+    );
+    let g = &model.graph;
+    let norm = &g.node[5];
+    // The input viewed as [1, N·C, H, W], the per-sample scale and shift flattened, and the
+    // result viewed as [N, C, H, W] under the Add's name.
+    assert_eq!(g.node[2].input[0], "input");
+    assert_eq!(norm.input[0], g.node[2].output[0]);
+    assert_eq!(g.node[3].input[0], g.node[0].output[0]);
+    assert_eq!(g.node[4].input[0], g.node[1].output[0]);
+    assert_eq!(
+        norm.input[1..],
+        [g.node[3].output[0].clone(), g.node[4].output[0].clone()]
+    );
+    assert_eq!(attr(norm, "epsilon").unwrap().f, 1e-3);
+    assert_eq!(g.node[6].output[0], add_output);
+    let shape =
+        |name: &str| int_values(g.initializer.iter().find(|t| t.name == name).unwrap()).unwrap();
+    assert_eq!(shape(&g.node[2].input[1]), [1, -1, 0, 0]);
+    assert_eq!(shape(&g.node[6].input[1]), [-1, 4, 0, 0]);
+    assert_eq!(shape(&g.node[3].input[1]), [-1]);
+    for gone in ["ones", "zeros", "axes"] {
+        assert!(g.initializer.iter().all(|t| t.name != gone), "{gone} kept");
+    }
+}
+
+#[test]
+fn conditional_instance_norm_near_misses_are_left_alone() {
+    // A norm with its own scale.
+    let mut model = conditioned_norm(&["n".into(), 3.into()], 2.0);
+    assert_eq!(optimize(&mut model, None), Rewrites::default());
+    // One style vector for the whole batch: [K] is not one row per sample.
+    let mut model = conditioned_norm(&[3.into()], 1.0);
+    assert_eq!(optimize(&mut model, None), Rewrites::default());
+    // The normalised tensor is also read elsewhere.
+    let mut model = conditioned_norm(&["n".into(), 3.into()], 1.0);
+    let normed = model.graph.node[0].output[0].clone();
+    let graph = model.graph.mut_or_insert_default();
+    graph.node[7].input.push(normed);
+    graph.node[7].op_type = "Sum".into();
+    assert_eq!(optimize(&mut model, None), Rewrites::default());
 }
