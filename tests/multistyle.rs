@@ -525,6 +525,40 @@ fn multi_style_run_with_stability_loss_resumes_exactly() {
     }
     // Two styles: a scale and shift per style for every affine norm.
     assert!(w1.contains_key("net.style1.l2.weight"), "{:?}", w1.keys());
+
+    // Fine-tuning: --init starts a new run from these weights. With a learning rate of 0 they
+    // stay exactly as they were; with one they move.
+    let tune = |name: &str, lr: &str, width: &str| {
+        let mut args = tiny_run(&d.join(name), &content, &[]);
+        args.extend(extra("1"));
+        args.extend(strings(&["--init", &whole.display().to_string()]));
+        let at = |flag: &str| args.iter().position(|a| a == flag).unwrap() + 1;
+        let (l, w) = (at("--lr"), at("--width"));
+        args[l] = lr.into();
+        args[w] = width.into();
+        rsstyle(&args)
+    };
+    ok(&tune("frozen", "0", "4"));
+    let frozen = weights(&d.join("frozen"));
+    for (name, t) in &w1 {
+        assert_eq!(values(t), values(&frozen[name]), "{name}");
+    }
+    ok(&tune("tuned", "0.01", "4"));
+    let tuned = weights(&d.join("tuned"));
+    assert!(
+        w1.iter().any(|(name, t)| values(t) != values(&tuned[name])),
+        "a step at lr 0.01 changed nothing"
+    );
+    let wrong = tune("wrong", "0.01", "8");
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains(
+            "its net (Johnson transformer net, width 4, 1 residual blocks) differs from \
+             --width/--blocks (Johnson transformer net, width 8, 1 residual blocks)"
+        ),
+        "{err}"
+    );
 }
 
 /// A tiny two-input graph shaped like Magenta's transform network: image `[1, 8, 8, 3]` and

@@ -160,6 +160,10 @@ pub struct StyleArgs {
     /// and the new ones).
     #[arg(long)]
     pub base: Option<PathBuf>,
+    /// Start from this trained style run's weights (same --width, --blocks and styles):
+    /// fine-tuning, e.g. an existing model with --stability-weight. Adam starts afresh.
+    #[arg(long, conflicts_with = "base")]
+    pub init: Option<PathBuf>,
 }
 
 /// Options of `rsstyle teacher`.
@@ -430,6 +434,7 @@ fn style_config(a: &StyleArgs) -> anyhow::Result<StyleConfig> {
         min_crop_std: a.min_crop_std,
         stability_weight: a.stability_weight,
         base: a.base.clone(),
+        init: a.init.clone(),
         schedule: a.run.schedule(2000)?,
     })
 }

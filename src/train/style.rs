@@ -83,6 +83,10 @@ pub struct StyleConfig {
     /// instance-norm parameters are trained.
     #[serde(default)]
     pub base: Option<PathBuf>,
+    /// A trained style run with the same net and styles whose weights this run starts from
+    /// (fine-tuning, e.g. with a stability loss); the optimiser starts afresh.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
     pub schedule: Schedule,
 }
 
@@ -214,6 +218,14 @@ impl StyleTask {
         };
         let styles = first_style + config.styles.len();
         let net = Net::with_styles(config.arch, styles, NET_PREFIX, &mut params, &mut rng)?;
+        if let Some(path) = &config.init {
+            anyhow::ensure!(
+                config.base.is_none(),
+                "--init and --base exclude each other: --base adds styles to a run, --init \
+                 continues all of a run's weights"
+            );
+            init_from_run(&params, path, &config, styles, device)?;
+        }
         let adam = match &base {
             Some(base) => {
                 init_from_base(&params, &net, base, first_style)?;
@@ -471,6 +483,45 @@ fn init_from_base(
         }
     }
     let _ = net;
+    params.assign(&values)
+}
+
+/// Copies the weights of the trained run at `path` into `params`: the same net (width,
+/// blocks) with the same number of styles, or an error naming what differs.
+fn init_from_run(
+    params: &Params,
+    path: &Path,
+    config: &StyleConfig,
+    styles: usize,
+    device: &Device,
+) -> anyhow::Result<()> {
+    let (init_config, init) = load_base(path, device)?;
+    anyhow::ensure!(
+        init_config.arch == config.arch,
+        "--init {}: its net ({}) differs from --width/--blocks ({})",
+        path.display(),
+        init_config.arch.describe(),
+        config.arch.describe()
+    );
+    anyhow::ensure!(
+        init.styles == styles,
+        "--init {}: it has {} style(s), this run {styles}",
+        path.display(),
+        init.styles
+    );
+    let weights = base_tensors(&init);
+    let mut values = HashMap::new();
+    for (name, var) in params.vars_with_prefix(NET_PREFIX) {
+        let local = &name[NET_PREFIX.len()..];
+        let value = weights
+            .get(local)
+            .ok_or_else(|| anyhow::anyhow!("--init {}: it has no {local}", path.display()))?;
+        anyhow::ensure!(
+            value.dims() == var.dims(),
+            "{name}: shape differs from --init"
+        );
+        values.insert(name.to_string(), value.clone());
+    }
     params.assign(&values)
 }
 
