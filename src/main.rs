@@ -69,6 +69,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Inspect { .. } | Command::Models) {
+        // Listings end quietly when their reader goes away (`rsstyle inspect M | head`), as
+        // other command-line tools do, rather than panicking in `println!`. Only these: the
+        // other commands talk to sockets, where a closed peer must stay an error.
+        // SAFETY: no other thread runs yet; SIG_DFL is the disposition Rust's runtime replaced.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Inspect {
             model,

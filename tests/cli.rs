@@ -55,6 +55,25 @@ fn inspect_prints_the_manifest() {
 }
 
 #[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    // `rsstyle inspect MODEL | head -1`: the reader is gone before the listing is written.
+    let dir = tempfile::tempdir().unwrap();
+    let model = conditioned_offsets(dir.path());
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(sleep 0.3; '{}' inspect '{}') | true",
+            rsstyle_bin().display(),
+            model.display()
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
 fn inspect_json_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let model = tanh(dir.path());
