@@ -14,7 +14,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-model="$root/models/starry-night-lite.onnx"
+model="$root/models/paintings-lite.onnx"
 size="640x480"
 frames=40
 reps=3

@@ -7,6 +7,9 @@
 #   scripts/bench-temporal.sh [--frames N] [--loss-every N]   (default: all 795 frames, losses on 20)
 #
 # docs/temporal.md was measured with `--frames 200 --loss-every 20` (10 frames for the losses).
+# STABLE_FULL and STABLE_LITE (optional): stability-trained fine-tunes of the two models
+# (`train style --init RUN --stability-weight W`, exported), measured per frame and smoothed
+# beside them: the "stability-trained" and "both" rows.
 #
 # Smoothing rows are replayed from their per-frame row (`evaluate --replay`: the element's own
 # stabiliser on the element's per-frame output, the same numbers as running the element again,
@@ -24,14 +27,16 @@ target/release/examples/temporal_bench 640x480 300
 echo
 
 echo "## Flicker, ghosting and losses on vtest.avi"
-full=models/starry-night.onnx
-lite=models/starry-night-lite.onnx,inference-scale=0.5
+full=models/paintings.onnx
+lite=models/paintings-lite.onnx,inference-scale=0.5
 rows=()
 for model in "$full" "$lite"; do
   for s in 0 0.5 0.8 0.9; do
     rows+=(--model "$model,temporal-smoothing=$s")
   done
 done
+[ -z "${STABLE_FULL:-}" ] || rows+=(--model "$STABLE_FULL,temporal-smoothing=0" --model "$STABLE_FULL,temporal-smoothing=0.8")
+[ -z "${STABLE_LITE:-}" ] || rows+=(--model "$STABLE_LITE,inference-scale=0.5,temporal-smoothing=0" --model "$STABLE_LITE,inference-scale=0.5,temporal-smoothing=0.8")
 "$bin" evaluate --video assets/vtest.avi --style assets/starry_night.jpg --replay "${rows[@]}" "$@"
 
 echo

@@ -10,17 +10,10 @@ use common::*;
 use gst::prelude::*;
 use gstrsstyle::frame::PixelFormat;
 
-const BUNDLED: [&str; 6] = [
-    "fruits",
-    "graffiti",
-    "starry-night",
-    "starry-night-lite",
-    "paintings",
-    "paintings-lite",
-];
+/// The bundled models: both multi-style (conditional instance norm).
+const BUNDLED: [&str; 2] = ["paintings", "paintings-lite"];
 
-/// The multi-style models (conditional instance norm) and their styles, in index order.
-const MULTI_STYLE: [&str; 2] = ["paintings", "paintings-lite"];
+/// The styles of the bundled models, in index order.
 const PAINTINGS: [&str; 8] = [
     "starry-night",
     "great-wave",
@@ -119,7 +112,10 @@ fn bundled_models_load_rewritten_on_the_cpu_and_compute_the_same() {
     let input: Vec<f32> = (0..3 * w * h)
         .map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0)
         .collect();
-    for name in BUNDLED.into_iter().filter(|n| !MULTI_STYLE.contains(n)) {
+    // A mix of two styles, so that every style's row of the conditioning tables counts.
+    let mut mix = vec![0f32; PAINTINGS.len()];
+    (mix[1], mix[6]) = (0.25, 0.75);
+    for name in BUNDLED {
         let run = |spec: &str| {
             let mut options = EngineOptions {
                 threads: 1,
@@ -131,15 +127,22 @@ fn bundled_models_load_rewritten_on_the_cpu_and_compute_the_same() {
                 engine::open(&path, None, &ManifestPatch::default(), &options).unwrap();
             let mut out = Vec::new();
             engine
-                .infer(&input, [1, 3, h, w], None, &mut |_, v| out = v.to_vec())
+                .infer(&input, [1, 3, h, w], Some(&mix), &mut |_, v| {
+                    out = v.to_vec()
+                })
                 .unwrap();
             (engine.device_description().to_string(), out)
         };
         let (rewritten, fast) = run("");
         let (plain, slow) = run("graph-rewrite=false");
-        let rewrites = "graph rewritten: 2 upsample convolutions as transposed, \
-                        1 output convolution through SpaceToDepth";
-        assert!(rewritten.contains(rewrites), "{name}: {rewritten}");
+        // One conditional instance norm per norm layer: 2 down, 2 per block, 2 up, the stem.
+        let blocks = if name == "paintings" { 3 } else { 2 };
+        let rewrites = format!(
+            "graph rewritten: 2 upsample convolutions as transposed, 1 output convolution \
+             through SpaceToDepth, {} conditional instance norms as one",
+            5 + 2 * blocks
+        );
+        assert!(rewritten.contains(&rewrites), "{name}: {rewritten}");
         assert!(!plain.contains("rewritten"), "{name}: {plain}");
         assert_eq!(fast.len(), 3 * w * h);
         let d = fast
@@ -153,7 +156,7 @@ fn bundled_models_load_rewritten_on_the_cpu_and_compute_the_same() {
 
 #[test]
 fn multi_style_models_name_their_styles_and_each_style_paints_differently() {
-    for name in MULTI_STYLE {
+    for name in BUNDLED {
         let out = Command::new(rsstyle_bin())
             .arg("inspect")
             .arg(bundled(name))

@@ -13,8 +13,8 @@ use gstrsstyle::frame::PixelFormat;
 use gstrsstyle::model::{ManifestPatch, MinSize, Model};
 use gstrsstyle::onnx::{Attr, Dim, Elem, GraphBuilder};
 
-fn starry_night() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/starry-night.onnx")
+fn paintings() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/paintings.onnx")
 }
 
 fn model_prop(p: &Path) -> (&'static str, glib::Value) {
@@ -99,7 +99,7 @@ fn box9_reference(pixels: &[[u8; 3]], w: usize, h: usize) -> Vec<[u8; 3]> {
 #[test]
 fn frames_smaller_than_the_network_are_padded_up_to_its_minimum() {
     // The bundled net: reflection pads of 4 around 9×9 convolutions, two stride-2 levels.
-    let model = Model::load(&starry_night(), None, &ManifestPatch::default()).unwrap();
+    let model = Model::load(&paintings(), None, &ManifestPatch::default()).unwrap();
     let min = model.manifest.min_size;
     assert_eq!(
         min,
@@ -108,7 +108,7 @@ fn frames_smaller_than_the_network_are_padded_up_to_its_minimum() {
             height: 8
         }
     );
-    let props = [model_prop(&starry_night()), ("threads", 1u32.to_value())];
+    let props = [model_prop(&paintings()), ("threads", 1u32.to_value())];
     for (w, h) in [(4, 4), (1, 1), (3, 5), (16, 2), (2, 480)] {
         let input = pattern(w, h);
         let out = run_frame(&props, PixelFormat::Rgb, w, h, &input);
@@ -142,7 +142,7 @@ fn a_tiny_inference_scale_stops_at_the_minimum() {
     let styled = |scale: f64| {
         run_frame(
             &[
-                model_prop(&starry_night()),
+                model_prop(&paintings()),
                 ("threads", 1u32.to_value()),
                 ("inference-scale", scale.to_value()),
             ],

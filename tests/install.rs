@@ -81,10 +81,10 @@ fn install_then_uninstall_for_the_user() {
         listed.starts_with(&format!("{}\n", home.join(".local/bin/rsstyle").display())),
         "{listed}"
     );
-    assert!(listed.contains("starry-night: "), "{listed}");
+    assert!(listed.contains("paintings: "), "{listed}");
 
     // The element styles frames with the installed ONNX Runtime, not the build tree's.
-    let model = home.join(".local/lib/rsstyle/models/starry-night-lite.onnx");
+    let model = home.join(".local/lib/rsstyle/models/paintings-lite.onnx");
     let pipeline = format!(
         "gst-launch-1.0 -q videotestsrc num-buffers=2 ! video/x-raw,format=RGB,width=32,height=24 \
          ! rsstyle model={} ! fakesink",

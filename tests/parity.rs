@@ -127,7 +127,7 @@ fn conditioned_model_matches_onnxruntime() {
 fn bundled_model_gives_the_same_bytes_when_frames_travel_as_bytes() {
     // The byte-wrapped graph (conversions inside the model, as on a GPU) against the float
     // path on a real frame through a real trained net.
-    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/starry-night.onnx");
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/paintings.onnx");
     let (w, h, pixels) = photo_frame(100);
     let run = |io: &str| {
         run_frame(

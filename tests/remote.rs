@@ -19,7 +19,7 @@ use gstrsstyle::engine::remote;
 use gstrsstyle::frame::PixelFormat;
 use triton::Triton;
 
-const BUNDLED: [&str; 4] = ["fruits", "graffiti", "starry-night", "starry-night-lite"];
+const BUNDLED: [&str; 2] = ["paintings", "paintings-lite"];
 
 fn bundled(name: &str) -> PathBuf {
     triton::root().join("models").join(format!("{name}.onnx"))
@@ -36,7 +36,7 @@ fn shared() -> &'static Triton {
         // A short queue delay lets the dynamic batcher merge requests that arrive together.
         let repo = triton::serve_repo(dir.path(), &models, &["--max-queue-delay-us", "20000"]);
         // The same model under its own name, for the test that counts its executions.
-        let lite = bundled("starry-night-lite");
+        let lite = bundled("paintings-lite");
         triton::serve_repo(
             dir.path(),
             &[&lite],
@@ -82,10 +82,10 @@ fn serve_repo_writes_a_triton_repository() {
                 + &String::from_utf8_lossy(&out.stderr),
         )
     };
-    let model = bundled("starry-night");
+    let model = bundled("paintings-lite");
     let (ok, log) = run(&[model.to_str().unwrap(), repo.to_str().unwrap()]);
     assert!(ok, "{log}");
-    let folder = repo.join("starry-night");
+    let folder = repo.join("paintings-lite");
     assert_eq!(
         std::fs::read(folder.join("1/model.onnx")).unwrap(),
         std::fs::read(&model).unwrap()
@@ -102,11 +102,12 @@ fn serve_repo_writes_a_triton_repository() {
     assert_eq!(
         config,
         format!(
-            "# Triton model configuration written by `rsstyle serve-repo` for starry-night.onnx.\n\
-             name: \"starry-night\"\n\
+            "# Triton model configuration written by `rsstyle serve-repo` for paintings-lite.onnx.\n\
+             name: \"paintings-lite\"\n\
              backend: \"onnxruntime\"\n\
              max_batch_size: 8\n\
-             input [\n  {{\n    name: \"input\"\n    data_type: TYPE_FP32\n    dims: [ 3, -1, -1 ]\n  }}\n]\n\
+             input [\n  {{\n    name: \"input\"\n    data_type: TYPE_FP32\n    dims: [ 3, -1, -1 ]\n  }},\n  \
+             {{\n    name: \"style\"\n    data_type: TYPE_FP32\n    dims: [ 8 ]\n  }}\n]\n\
              output [\n  {{\n    name: \"output\"\n    data_type: TYPE_FP32\n    dims: [ 3, -1, -1 ]\n  }}\n]\n\
              dynamic_batching {{\n  max_queue_delay_microseconds: 0\n}}\n\
              parameters {{\n  key: \"rsstyle.manifest\"\n  value: {{ string_value: \"{stored}\" }}\n}}\n"
@@ -149,7 +150,10 @@ fn serve_repo_writes_a_triton_repository() {
         remote::repository::PYTHON_MODEL
     );
 
-    let (ok, log) = run(&[model.to_str().unwrap(), bundled("fruits").to_str().unwrap()]);
+    let (ok, log) = run(&[
+        model.to_str().unwrap(),
+        bundled("paintings").to_str().unwrap(),
+    ]);
     assert!(!ok);
     assert!(
         log.contains("is the repository folder, not a model"),
@@ -181,7 +185,7 @@ fn bundled_models_through_triton_match_local_inference() {
         );
     }
     // The model file given: it names the server's model and supplies the manifest.
-    let name = "starry-night-lite";
+    let name = "paintings-lite";
     let with_file = run_frame(
         &[
             ("model", bundled(name).display().to_string().to_value()),
@@ -461,11 +465,11 @@ fn a_server_down_at_start_is_a_one_line_error() {
     let port = triton::free_port();
     let text = start_error(&[
         ("device", format!("grpc://127.0.0.1:{port}").to_value()),
-        ("server-model", "starry-night".to_value()),
+        ("server-model", "paintings".to_value()),
     ]);
     assert!(
         text.starts_with(&format!(
-            "inference server grpc://127.0.0.1:{port}, model 'starry-night': the server cannot \
+            "inference server grpc://127.0.0.1:{port}, model 'paintings': the server cannot \
              be reached: gRPC status Unavailable ("
         )),
         "{text}"
@@ -476,7 +480,7 @@ fn a_server_down_at_start_is_a_one_line_error() {
 #[test]
 fn the_latency_query_includes_the_round_trip() {
     let server = shared();
-    let mut props = remote_props(server, "starry-night-lite");
+    let mut props = remote_props(server, "paintings-lite");
     props.push(("batch-timeout", 5u32.to_value()));
     let mut h = harness(&props, PixelFormat::Rgb, 64, 48);
     h.set_upstream_latency(gst::ClockTime::ZERO);

@@ -24,7 +24,7 @@ use super::sheet::{ElementStream, parse_model};
 #[derive(Debug, clap::Args)]
 pub struct EvaluateArgs {
     /// Models to evaluate, each optionally with element properties:
-    /// `MODEL[,name=value…]`, e.g. `models/starry-night-lite.onnx,inference-scale=0.5`.
+    /// `MODEL[,name=value…]`, e.g. `models/paintings-lite.onnx,inference-scale=0.5`.
     #[arg(long = "model", required = true)]
     pub models: Vec<String>,
     /// Held-out images (folder or files), of any sizes.

@@ -56,7 +56,7 @@ pub enum BackendArg {
 #[derive(Debug, clap::Args)]
 pub struct ServeRepoArgs {
     /// The ONNX models, then the model repository folder (made if missing), e.g.
-    /// `models/starry-night.onnx models/fruits.onnx repo/`.
+    /// `models/paintings.onnx models/paintings-lite.onnx repo/`.
     #[arg(required = true, num_args = 2.., value_name = "MODEL.onnx… DIR")]
     pub paths: Vec<PathBuf>,
     /// The model's name on the server (one model only; default: the file's name without .onnx).
