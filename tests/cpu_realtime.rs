@@ -59,10 +59,11 @@ fn ops(model: &Path) -> Vec<String> {
     m.graph.node.iter().map(|n| n.op_type.clone()).collect()
 }
 
-fn photos(names: &[&str]) -> Vec<PathBuf> {
+/// The sample photos' paths, as command-line arguments.
+fn photos(names: &[&str]) -> Vec<String> {
     names
         .iter()
-        .map(|n| asset(&format!("photos/{n}")))
+        .map(|n| asset(&format!("photos/{n}")).display().to_string())
         .collect()
 }
 
@@ -94,11 +95,7 @@ fn quantized_lite_model_stays_within_35_db_of_float_through_the_element() {
         "board.jpg",
     ]);
     let mut args = vec!["--size", "160x120", "--calibrate"];
-    let names: Vec<String> = calibration
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    args.extend(names.iter().map(String::as_str));
+    args.extend(calibration.iter().map(String::as_str));
     let (ok, stdout, stderr) = quantize(&float, &int8, &args);
     assert!(ok, "{stderr}");
     assert_eq!(
@@ -137,11 +134,7 @@ fn conditioned_model_is_calibrated_on_every_style() {
     let int8 = dir.path().join("cond-int8.onnx");
     let calibration = photos(&["aero3.jpg", "orange.jpg", "stuff.jpg"]);
     let mut args = vec!["--size", "64x48", "--min-channels", "1", "--calibrate"];
-    let names: Vec<String> = calibration
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    args.extend(names.iter().map(String::as_str));
+    args.extend(calibration.iter().map(String::as_str));
     let (ok, stdout, stderr) = quantize(&float, &int8, &args);
     assert!(ok, "{stderr}");
     assert!(

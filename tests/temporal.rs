@@ -18,17 +18,7 @@ fn caps(width: usize, height: usize, fps: u32) -> String {
 }
 
 fn start(props: &[(&str, glib::Value)]) -> (gst_check::Harness, gst::Bus) {
-    init();
-    let element = gst::ElementFactory::make("rsstyle").build().unwrap();
-    for (name, value) in props {
-        element.set_property_from_value(name, value);
-    }
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
-    let mut h = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
-    h.set_src_caps_str(&caps(W, H, 25));
-    h.play();
-    (h, bus)
+    start_rgb(props, W, H)
 }
 
 fn path_prop(p: &Path) -> glib::Value {
