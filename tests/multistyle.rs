@@ -160,6 +160,7 @@ fn conditioned_net_exports_what_candle_computes_for_picked_and_mixed_styles() {
     let arch = Arch::Johnson {
         width: 4,
         blocks: 1,
+        output: gstrsstyle::train::nets::Output::Tanh,
     };
     let mut params = Params::default();
     let net = Net::with_styles(arch, 3, "g.", &mut params, &mut rng).unwrap();

@@ -12,9 +12,10 @@ use gst::prelude::*;
 use gstrsstyle::frame::PixelFormat;
 use gstrsstyle::onnx::rewrite::Rewrites;
 use gstrsstyle::train::export::{ExportOptions, onnx_bytes};
-use gstrsstyle::train::nets::{Arch, Net};
+use gstrsstyle::train::nets::{Arch, Net, Output};
 use gstrsstyle::train::params::Params;
 use gstrsstyle::train::rng::Rng;
+use gstrsstyle::train::vgg::{Vgg16, VggInput};
 
 /// VGG16 weights from `scripts/fetch-vgg16.sh` (run by `scripts/setup.sh --test`).
 fn vgg() -> PathBuf {
@@ -187,6 +188,7 @@ fn exported_generators_compute_what_candle_computes() {
         Arch::Johnson {
             width: 4,
             blocks: 2,
+            output: Output::Tanh,
         },
         Arch::ResnetGenerator { ngf: 4, blocks: 2 },
     ] {
@@ -277,6 +279,158 @@ fn exported_generators_compute_what_candle_computes() {
             "{arch:?}: rewritten ONNX float16 differs from candle by {d16}"
         );
     }
+}
+
+#[test]
+fn a_linear_output_net_trains_unclipped_and_exports_clipped() {
+    let mut rng = Rng::new(12);
+    let x: Vec<f32> = (0..3 * 16 * 20)
+        .map(|_| rng.uniform() * 2.0 - 1.0)
+        .collect();
+    let x = Tensor::from_vec(x, (1, 3, 16, 20), &Device::Cpu).unwrap();
+    let arch = Arch::Johnson {
+        width: 4,
+        blocks: 1,
+        output: Output::Linear,
+    };
+    assert!(
+        arch.describe().ends_with(", linear output"),
+        "{}",
+        arch.describe()
+    );
+    let mut params = Params::default();
+    let net = Net::new(arch, "g.", &mut params, &mut rng).unwrap();
+    // A last-layer bias large enough to leave [-1, 1] on part of the image.
+    let scaled = params
+        .tensors()
+        .into_iter()
+        .map(|(k, t)| {
+            let last_bias = k.ends_with(".bias") && t.dims() == [3];
+            let t = if last_bias {
+                Tensor::new(&[3f32, -3.0, 0.0], &Device::Cpu).unwrap()
+            } else {
+                t.copy().unwrap()
+            };
+            (k, t)
+        })
+        .collect();
+    params.assign(&scaled).unwrap();
+    let raw: Vec<f32> = net
+        .forward(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert!(
+        raw.iter().any(|v| *v > 1.5) && raw.iter().any(|v| *v < -1.5),
+        "training sees the unclipped output"
+    );
+    let model = onnx_bytes(&net, &ExportOptions::default()).unwrap();
+    assert!(
+        ops_of(&model).contains(&"Clip".to_string()),
+        "{:?}",
+        ops_of(&model)
+    );
+    assert!(!ops_of(&model).contains(&"Tanh".to_string()));
+    let got = run_onnx(&model, &x, false);
+    let clipped: Vec<f32> = raw.iter().map(|v| v.clamp(-1.0, 1.0)).collect();
+    let d = max_diff(&clipped, &got);
+    assert!(
+        d < 1e-4,
+        "ONNX differs from the clipped candle output by {d}"
+    );
+    // The engine's load-time rewrites see through the Clip to the output convolution.
+    let (rewritten_model, rewrites) = rewritten(&model);
+    assert_eq!(rewrites.output_convs, 1, "{rewrites:?}");
+    let d = max_diff(&got, &run_onnx(&rewritten_model, &x, false));
+    assert!(d < 1e-5, "the rewritten graph differs by {d}");
+    let f16 = onnx_bytes(
+        &net,
+        &ExportOptions {
+            fp16: true,
+            ..ExportOptions::default()
+        },
+    )
+    .unwrap();
+    let d16 = max_diff(&clipped, &run_onnx(&f16, &x, true));
+    assert!(d16 < 0.05, "float16 export differs by {d16}");
+}
+
+#[test]
+fn output_and_vgg_input_options_are_kept_by_the_run_and_its_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut args = style_run(dir.path(), &run, 2);
+    args.extend(["--output", "linear", "--vgg-input", "unit"].map(String::from));
+    ok(&run_args(&args));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(config["arch"]["output"], "linear", "{config}");
+    assert_eq!(config["vgg_input"], "unit", "{config}");
+    // A resumed run keeps them (they come from run.json).
+    let run_s = run.display().to_string();
+    ok(&rsstyle(&[
+        "train", "style", "--out", &run_s, "--resume", "--steps", "3", "--quiet",
+    ]));
+    let resumed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(resumed["arch"], config["arch"]);
+    let model = dir.path().join("m.onnx");
+    ok(&rsstyle(&[
+        "export",
+        &run_s,
+        "-o",
+        &model.display().to_string(),
+    ]));
+    let ops = ops_of(&std::fs::read(&model).unwrap());
+    assert_eq!(ops.last().map(String::as_str), Some("Identity"), "{ops:?}");
+    assert_eq!(ops[ops.len() - 2], "Clip", "{ops:?}");
+    // Bad values are refused by name.
+    let bad = run_args(
+        &[
+            style_run(dir.path(), &dir.path().join("r2"), 2),
+            vec!["--output".into(), "relu".into()],
+        ]
+        .concat(),
+    );
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("invalid value 'relu' for '--output"),
+        "{err}"
+    );
+}
+
+#[test]
+fn vgg_input_unit_skips_the_imagenet_standardisation() {
+    let dev = Device::Cpu;
+    let imagenet = Vgg16::load(&vgg(), &dev).unwrap();
+    let unit = Vgg16::load(&vgg(), &dev)
+        .unwrap()
+        .with_input(VggInput::Unit)
+        .unwrap();
+    let x = (Tensor::rand(0f32, 1.0, (1, 3, 16, 16), &dev).unwrap() * 0.5).unwrap();
+    // Unit on x is ImageNet on the image that standardises to x: x · std + mean.
+    let mean = Tensor::new(&[0.485f32, 0.456, 0.406], &dev)
+        .unwrap()
+        .reshape((1, 3, 1, 1))
+        .unwrap();
+    let std = Tensor::new(&[0.229f32, 0.224, 0.225], &dev)
+        .unwrap()
+        .reshape((1, 3, 1, 1))
+        .unwrap();
+    let lifted = x.broadcast_mul(&std).unwrap().broadcast_add(&mean).unwrap();
+    let flat = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+    let a = flat(&unit.features(&x, 2).unwrap()[1]);
+    let b = flat(&imagenet.features(&lifted, 2).unwrap()[1]);
+    let c = flat(&imagenet.features(&x, 2).unwrap()[1]);
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(
+        max_diff(&a, &b) < 1e-4 * scale.max(1.0),
+        "{}",
+        max_diff(&a, &b)
+    );
+    assert!(max_diff(&a, &c) > 0.05 * scale, "the two inputs differ");
 }
 
 #[test]

@@ -8,11 +8,12 @@ use anyhow::{Context, bail};
 use gstrsstyle::train::cyclegan::{CycleConfig, CycleTask};
 use gstrsstyle::train::driver::{Outcome, Schedule, Task, drive};
 use gstrsstyle::train::export::{ExportOptions, write_onnx};
-use gstrsstyle::train::nets::Arch;
+use gstrsstyle::train::nets::{Arch, Output};
 use gstrsstyle::train::run::RunDir;
 use gstrsstyle::train::style::{StyleConfig, StyleTask};
 use gstrsstyle::train::teacher::Magenta;
 use gstrsstyle::train::vgg::FEATURE_LAYERS;
+use gstrsstyle::train::vgg::VggInput;
 use gstrsstyle::train::{Direction, RunConfig, device, load_generator, vgg};
 
 /// `rsstyle train …`
@@ -164,6 +165,15 @@ pub struct StyleArgs {
     /// fine-tuning, e.g. an existing model with --stability-weight. Adam starts afresh.
     #[arg(long, conflicts_with = "base")]
     pub init: Option<PathBuf>,
+    /// The net's output activation: tanh (Johnson et al.) or linear (no activation; the
+    /// exported model clips to the image range). docs/recipe-ablation.md compares them.
+    #[arg(long, value_enum, default_value_t = Output::Tanh)]
+    pub output: Output,
+    /// What VGG16 sees: imagenet (RGB in [0, 1] standardised by ImageNet's mean and standard
+    /// deviation, what its weights expect) or unit ([0, 1] as it is: only for the recipe
+    /// ablation, docs/recipe-ablation.md).
+    #[arg(long, value_enum, default_value_t = VggInput::Imagenet)]
+    pub vgg_input: VggInput,
 }
 
 /// Options of `rsstyle teacher`.
@@ -416,6 +426,7 @@ fn style_config(a: &StyleArgs) -> anyhow::Result<StyleConfig> {
         arch: Arch::Johnson {
             width: a.width,
             blocks: a.blocks,
+            output: a.output,
         },
         size: a.size,
         style_size: a.style_size,
@@ -435,6 +446,7 @@ fn style_config(a: &StyleArgs) -> anyhow::Result<StyleConfig> {
         stability_weight: a.stability_weight,
         base: a.base.clone(),
         init: a.init.clone(),
+        vgg_input: a.vgg_input,
         schedule: a.run.schedule(2000)?,
     })
 }
@@ -618,6 +630,7 @@ fn untrained_net(spec: &str) -> anyhow::Result<gstrsstyle::train::nets::Net> {
         "johnson" => Arch::Johnson {
             width: a.unwrap_or(32),
             blocks: b.unwrap_or(5),
+            output: gstrsstyle::train::nets::Output::Tanh,
         },
         "resnet" => Arch::ResnetGenerator {
             ngf: a.unwrap_or(64),

@@ -472,8 +472,12 @@ impl<'a> Index<'a> {
                 Some([r]) => &self.graph.node[*r],
                 _ => return false,
             };
-            let elementwise = ["Tanh", "Sigmoid", "Relu", "Identity"];
-            if !elementwise.iter().any(|op| standard(next, op)) || next.output.len() != 1 {
+            // Clip's other inputs are its bounds, scalars.
+            let elementwise = ["Tanh", "Sigmoid", "Relu", "Identity", "Clip"];
+            if !elementwise.iter().any(|op| standard(next, op))
+                || next.output.len() != 1
+                || next.input.first().map(String::as_str) != Some(t)
+            {
                 return false;
             }
             t = &next.output[0];

@@ -162,6 +162,12 @@ impl Writer<'_> {
                     &[Attr::Float("alpha", LEAKY_SLOPE as f32)],
                 ),
                 Layer::Tanh => self.b.op("Tanh", &[&x], &[]),
+                Layer::ExportClip => {
+                    // Scalars of the input's type (fp16 in an fp16 export), as Clip requires.
+                    let lo = self.constant("clip.min", &[], &[-1.0]);
+                    let hi = self.constant("clip.max", &[], &[1.0]);
+                    self.b.op("Clip", &[&x, &lo, &hi], &[])
+                }
                 Layer::Upsample2 => {
                     self.upsamples += 1;
                     let name = format!("upsample{}.scales", self.upsamples);

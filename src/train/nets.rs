@@ -44,6 +44,9 @@ pub enum Layer {
     /// Leaky ReLU, slope 0.2.
     LeakyRelu,
     Tanh,
+    /// Identity in training and in the trainer's own evaluation; `Clip` to [-1, 1] in the
+    /// exported model (the output of a net without tanh, [`Output::Linear`]).
+    ExportClip,
     /// Nearest-neighbour ×2 upsampling.
     Upsample2,
     /// `x + layers(x)`.
@@ -59,11 +62,36 @@ pub const LEAKY_SLOPE: f64 = 0.2;
 pub enum Arch {
     /// Johnson et al. 2016: conv 9×9 → two stride-2 convs → residual blocks → two
     /// upsample-convs → conv 9×9 → tanh; `width` channels first (32 in the paper), 2× and 4× after.
-    Johnson { width: usize, blocks: usize },
+    /// With [`Output::Linear`] the last convolution's output is the image (clipped to [-1, 1]
+    /// only in the exported model).
+    Johnson {
+        width: usize,
+        blocks: usize,
+        #[serde(default, skip_serializing_if = "Output::is_tanh")]
+        output: Output,
+    },
     /// CycleGAN's ResNet generator (Zhu et al. 2017): `ngf` 64 and 9 blocks in the paper.
     ResnetGenerator { ngf: usize, blocks: usize },
     /// The 70×70 PatchGAN discriminator with `ndf` 64 and 3 downsampling layers in the paper.
     PatchGan { ndf: usize, layers: usize },
+}
+
+/// The output activation of a [`Arch::Johnson`] net.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Output {
+    /// `tanh`, as in Johnson et al. 2016 (its gradient vanishes near white and black).
+    #[default]
+    Tanh,
+    /// None: training sees the last convolution's output as it is; the exported model clips it
+    /// to [-1, 1] (`Clip`).
+    Linear,
+}
+
+impl Output {
+    fn is_tanh(&self) -> bool {
+        *self == Output::Tanh
+    }
 }
 
 /// How a net's weights start.
@@ -80,7 +108,11 @@ impl Arch {
     pub fn layers(&self) -> Vec<Layer> {
         let mut b = Builder::default();
         match *self {
-            Arch::Johnson { width: w, blocks } => {
+            Arch::Johnson {
+                width: w,
+                blocks,
+                output,
+            } => {
                 let (affine, r) = (true, Pad::Reflect);
                 b.conv(3, w, 9, 1, r(4)).norm(w, affine).relu();
                 b.conv(w, 2 * w, 3, 2, r(1)).norm(2 * w, affine).relu();
@@ -92,7 +124,10 @@ impl Arch {
                 b.conv(4 * w, 2 * w, 3, 1, r(1)).norm(2 * w, affine).relu();
                 b.push(Layer::Upsample2);
                 b.conv(2 * w, w, 3, 1, r(1)).norm(w, affine).relu();
-                b.conv(w, 3, 9, 1, r(4)).push(Layer::Tanh);
+                b.conv(w, 3, 9, 1, r(4)).push(match output {
+                    Output::Tanh => Layer::Tanh,
+                    Output::Linear => Layer::ExportClip,
+                });
             }
             Arch::ResnetGenerator { ngf, blocks } => {
                 let affine = false;
@@ -143,8 +178,16 @@ impl Arch {
     /// A one-line description.
     pub fn describe(&self) -> String {
         match self {
-            Arch::Johnson { width, blocks } => {
-                format!("Johnson transformer net, width {width}, {blocks} residual blocks")
+            Arch::Johnson {
+                width,
+                blocks,
+                output,
+            } => {
+                let linear = match output {
+                    Output::Tanh => "",
+                    Output::Linear => ", linear output",
+                };
+                format!("Johnson transformer net, width {width}, {blocks} residual blocks{linear}")
             }
             Arch::ResnetGenerator { ngf, blocks } => {
                 format!("CycleGAN ResNet generator, ngf {ngf}, {blocks} residual blocks")
@@ -423,6 +466,7 @@ impl Net {
                 Layer::Relu => x.relu()?,
                 Layer::LeakyRelu => leaky_relu(&x, LEAKY_SLOPE)?,
                 Layer::Tanh => x.tanh()?,
+                Layer::ExportClip => x,
                 Layer::Upsample2 => upsample_nearest2(&x)?,
                 Layer::Residual(inner) => (self.run(inner, x.clone(), styles)? + x)?,
             };
@@ -464,7 +508,8 @@ mod tests {
         assert_eq!(
             params_of(Arch::Johnson {
                 width: 32,
-                blocks: 5
+                blocks: 5,
+                output: Output::Tanh,
             }),
             1_679_235
         );
@@ -487,6 +532,7 @@ mod tests {
                 Arch::Johnson {
                     width: 4,
                     blocks: 1,
+                    output: Output::Tanh,
                 },
             ),
             ("r.", Arch::ResnetGenerator { ngf: 4, blocks: 1 }),
@@ -517,6 +563,7 @@ mod tests {
         let arch = Arch::Johnson {
             width: 2,
             blocks: 1,
+            output: Output::Tanh,
         };
         let mut params = Params::with_dtype(&Device::Cpu, DType::F64);
         let mut rng = Rng::new(3);

@@ -23,7 +23,7 @@ use super::params::Params;
 use super::rng::Rng;
 use super::run::LoadedCheckpoint;
 use super::teacher::OnnxTeacher;
-use super::vgg::{FEATURE_LAYERS, Vgg16};
+use super::vgg::{FEATURE_LAYERS, Vgg16, VggInput};
 
 /// Everything a style run needs; stored in the run's `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +87,9 @@ pub struct StyleConfig {
     /// (fine-tuning, e.g. with a stability loss); the optimiser starts afresh.
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// How VGG16's input is normalised (ImageNet statistics, or none for the recipe ablation).
+    #[serde(default, skip_serializing_if = "VggInput::is_imagenet")]
+    pub vgg_input: VggInput,
     pub schedule: Schedule,
 }
 
@@ -236,7 +239,7 @@ impl StyleTask {
             }
             None => Adam::new(&params, NET_PREFIX, config.lr, 0.9, 0.999)?,
         };
-        let vgg = Vgg16::load(&config.vgg, device)?;
+        let vgg = Vgg16::load(&config.vgg, device)?.with_input(config.vgg_input)?;
         let mut style_grams = Vec::new();
         for path in &config.styles {
             let style = load_rgb(path)?;

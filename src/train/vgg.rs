@@ -21,6 +21,34 @@ const BLOCKS: [&[&str]; 4] = [
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// How images are normalised before VGG16's first layer.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum VggInput {
+    /// RGB in [0, 1] minus ImageNet's mean, divided by its standard deviation (per channel):
+    /// what the torchvision weights were trained on.
+    #[default]
+    Imagenet,
+    /// RGB in [0, 1] as it is: a common mistake, kept to measure what it does to training.
+    Unit,
+}
+
+impl VggInput {
+    pub fn is_imagenet(&self) -> bool {
+        *self == VggInput::Imagenet
+    }
+}
+
 /// Where `scripts/fetch-vgg16.sh` puts the weights, relative to the project root.
 pub const DEFAULT_WEIGHTS: &str = ".deps/vgg16/vgg16.safetensors";
 
@@ -75,6 +103,15 @@ impl Vgg16 {
             mean: Tensor::new(&MEAN, device)?.reshape((1, 3, 1, 1))?,
             std: Tensor::new(&STD, device)?.reshape((1, 3, 1, 1))?,
         })
+    }
+
+    /// This network with its input normalised as `input` says.
+    pub fn with_input(mut self, input: VggInput) -> Result<Self> {
+        if input == VggInput::Unit {
+            self.mean = self.mean.zeros_like()?;
+            self.std = self.std.ones_like()?;
+        }
+        Ok(self)
     }
 
     /// Activations relu1_2 … relu4_3 of an RGB batch in [0, 1], stopping after the first
