@@ -124,6 +124,11 @@ fn run_args(args: &[String]) -> std::process::Output {
     Command::new(rsstyle_bin()).args(args).output().unwrap()
 }
 
+/// A float32 tensor's values, flattened.
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
 /// Max |a − b| over two float slices.
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
@@ -142,7 +147,7 @@ fn run_onnx(model: &[u8], input: &Tensor, fp16: bool) -> Vec<f32> {
         .commit_from_memory(model)
         .unwrap();
     let shape: Vec<usize> = input.dims().to_vec();
-    let data: Vec<f32> = input.flatten_all().unwrap().to_vec1().unwrap();
+    let data = values(input);
     if fp16 {
         let data: Vec<half::f16> = data.iter().map(|v| half::f16::from_f32(*v)).collect();
         let t = ort::value::Tensor::from_array((shape, data)).unwrap();
@@ -204,13 +209,7 @@ fn exported_generators_compute_what_candle_computes() {
             })
             .collect();
         params.assign(&perturbed).unwrap();
-        let expected: Vec<f32> = net
-            .forward(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let expected: Vec<f32> = values(&net.forward(&x).unwrap());
 
         let f32_model = onnx_bytes(&net, &ExportOptions::default()).unwrap();
         let johnson = matches!(arch, Arch::Johnson { .. });
@@ -315,13 +314,7 @@ fn a_linear_output_net_trains_unclipped_and_exports_clipped() {
         })
         .collect();
     params.assign(&scaled).unwrap();
-    let raw: Vec<f32> = net
-        .forward(&x)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let raw: Vec<f32> = values(&net.forward(&x).unwrap());
     assert!(
         raw.iter().any(|v| *v > 1.5) && raw.iter().any(|v| *v < -1.5),
         "training sees the unclipped output"
@@ -420,10 +413,9 @@ fn vgg_input_unit_skips_the_imagenet_standardisation() {
         .reshape((1, 3, 1, 1))
         .unwrap();
     let lifted = x.broadcast_mul(&std).unwrap().broadcast_add(&mean).unwrap();
-    let flat = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
-    let a = flat(&unit.features(&x, 2).unwrap()[1]);
-    let b = flat(&imagenet.features(&lifted, 2).unwrap()[1]);
-    let c = flat(&imagenet.features(&x, 2).unwrap()[1]);
+    let a = values(&unit.features(&x, 2).unwrap()[1]);
+    let b = values(&imagenet.features(&lifted, 2).unwrap()[1]);
+    let c = values(&imagenet.features(&x, 2).unwrap()[1]);
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
     assert!(
         max_diff(&a, &b) < 1e-4 * scale.max(1.0),
@@ -566,10 +558,7 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let (a, b) = (load(&straight), load(&split));
     assert_eq!(a.len(), b.len());
     for (name, t) in &a {
-        let d = max_diff(
-            &t.flatten_all().unwrap().to_vec1().unwrap(),
-            &b[name].flatten_all().unwrap().to_vec1().unwrap(),
-        );
+        let d = max_diff(&values(t), &values(&b[name]));
         assert!(d < 1e-5, "{name} differs by {d} after resuming");
     }
     // The resumed log has each step once, and its training time carries on from the checkpoint.
