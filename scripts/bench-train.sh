@@ -4,7 +4,9 @@
 # relu4_3 with the same weights, content + Gram style + TV losses, Adam — run by `rsstyle train
 # style` and by scripts/bench_train_torch.py, alternately, with the same thread count. Prints the
 # machine (CPU, cores, numpy's sgemm rate), the median seconds per step of each, their ratio, and
-# the step's convolution FLOP rate as a share of the sgemm rate.
+# the step's convolution FLOP rate as a share of the sgemm rate. The FLOPs are those of direct
+# convolution (2·MACs): a trainer that computes 3×3 layers by Winograd F(2×2, 3×3), as rsstyle
+# does, multiplies less, so its rate is an effective one and may exceed what its products reach.
 #
 # usage: scripts/bench-train.sh [--rounds R] [--steps N] [--threads T] [--width W] [--blocks B]
 #                               [--size S] [--batch N] [--rsstyle BIN]...

@@ -102,6 +102,38 @@ pub fn conv2d(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<T
     }
 }
 
+/// A convolution kernel that never changes (a loss network's frozen weights, no gradient),
+/// with what [`ops::conv`] can compute from it once rather than on every call
+/// ([`ops::conv::Prepared`]: its Winograd transforms).
+pub struct FrozenKernel {
+    w: Tensor,
+    prepared: Option<std::sync::Arc<ops::conv::Prepared>>,
+}
+
+impl FrozenKernel {
+    /// Prepares kernel `w` `(O, C, k, k)` (on the CPU in f32; other kernels are kept as they
+    /// are).
+    pub fn new(w: Tensor) -> Result<Self> {
+        let w = w.detach();
+        let prepared = if ops::applies(&w) {
+            Some(ops::conv::prepare(&w.contiguous()?)?)
+        } else {
+            None
+        };
+        Ok(FrozenKernel { w, prepared })
+    }
+
+    /// [`conv2d`] of `x` with this kernel.
+    pub fn conv2d(&self, x: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
+        match &self.prepared {
+            Some(p) if ops::applies(x) => {
+                ops::conv::conv2d_prepared(x, &self.w, p, padding, stride)
+            }
+            _ => conv2d(x, &self.w, padding, stride),
+        }
+    }
+}
+
 /// `relu(x + b)` of an NCHW batch and a per-channel bias `b` of shape `(C,)`.
 pub fn bias_relu(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     if ops::applies(x) && ops::applies(b) {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use candle_core::{Device, Result, Tensor};
 
-use super::layers::{bias_relu, conv2d, max_pool2};
+use super::layers::{FrozenKernel, bias_relu, max_pool2};
 
 /// The layers whose activations the losses use, in depth order.
 pub const FEATURE_LAYERS: [&str; 4] = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"];
@@ -67,7 +67,8 @@ pub fn default_weights() -> PathBuf {
 
 /// VGG16's first ten convolutions.
 pub struct Vgg16 {
-    convs: Vec<Vec<(Tensor, Tensor)>>,
+    /// Kernels and biases, block by block.
+    convs: Vec<Vec<(FrozenKernel, Tensor)>>,
     mean: Tensor,
     std: Tensor,
 }
@@ -94,7 +95,7 @@ impl Vgg16 {
             for conv in block {
                 let w = take(format!("{conv}.weight"))?;
                 let b = take(format!("{conv}.bias"))?;
-                layers.push((w, b));
+                layers.push((FrozenKernel::new(w)?, b));
             }
             convs.push(layers);
         }
@@ -124,7 +125,7 @@ impl Vgg16 {
                 x = max_pool2(&x)?;
             }
             for (w, b) in block {
-                x = bias_relu(&conv2d(&x, w, 1, 1)?, b)?;
+                x = bias_relu(&w.conv2d(&x, 1, 1)?, b)?;
             }
             out.push(x.clone());
         }

@@ -1,8 +1,9 @@
 //! 2-D convolution (groups 1, dilation 1, zero padding) and its gradients as matrix products
 //! (the `gemm` crate, the one candle uses), cut into cache-sized tiles that the cores share.
 //!
-//! Convolutions with at most 4 input or output channels run [`direct`]ly; others are built
-//! from products in one of two ways:
+//! Convolutions with at most 4 input or output channels run [`direct`]ly; stride-1 3×3 ones
+//! with at least 8 input channels by [`winograd`] F(2×2, 3×3) (forward and input gradient);
+//! others are built from products in one of two ways:
 //! - **shifted views** (stride 1, enough channels): over the zero-padded input `Xp` (C planes of
 //!   Hp×Wp), the output on a "wide" grid of Ho rows of Wp columns is
 //!   `Σ_{ky,kx} W[:, :, ky, kx] · Xp[:, ky·Wp + kx + j]` — one product per kernel tap reading
@@ -16,16 +17,82 @@
 //! windows (col2im). Gradients are computed only for inputs that need one: VGG16's frozen kernels
 //! get none.
 
+use std::sync::Arc;
+
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{direct, slice, tensor, wants_grad, with_data};
+use super::{direct, slice, tensor, wants_grad, winograd, with_data};
 
 /// Convolution of contiguous f32 NCHW `x` with kernel `w` `(O, C, k, k)`.
 pub fn conv2d(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
-    x.contiguous()?
-        .apply_op2(&w.contiguous()?, Conv { padding, stride })
+    x.contiguous()?.apply_op2(
+        &w.contiguous()?,
+        Conv {
+            padding,
+            stride,
+            prepared: None,
+        },
+    )
+}
+
+/// [`conv2d`] with a kernel that does not change, whose [`Prepared`] transforms `prepared` holds
+/// (from [`prepare`] of the same `w`).
+pub fn conv2d_prepared(
+    x: &Tensor,
+    w: &Tensor,
+    prepared: &Arc<Prepared>,
+    padding: usize,
+    stride: usize,
+) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(
+        &w.contiguous()?,
+        Conv {
+            padding,
+            stride,
+            prepared: Some(prepared.clone()),
+        },
+    )
+}
+
+/// What a constant kernel's convolutions can compute once instead of on every call: the
+/// [`winograd`] transforms of the kernel (forward) and of its flipped transpose (input
+/// gradient), where those passes use Winograd.
+pub struct Prepared {
+    /// `(o, c)` of the kernel it was made from.
+    oc: (usize, usize),
+    forward: Option<Vec<f32>>,
+    input_grad: Option<Vec<f32>>,
+}
+
+/// The [`Prepared`] transforms of contiguous f32 kernel `w` `(O, C, k, k)`.
+pub fn prepare(w: &Tensor) -> Result<Arc<Prepared>> {
+    let &[o, c, k, _] = w.dims() else {
+        candle_core::bail!("conv2d: expected a 4-D kernel, got {:?}", w.dims());
+    };
+    // Whether a stride-1 pass with `c` channels in and `o` out uses Winograd (any padding).
+    let winograd = |c, o| {
+        let d = Dims {
+            n: 1,
+            c,
+            h: k,
+            w: k,
+            o,
+            k,
+            pad: 1,
+            stride: 1,
+        };
+        d.method() == Method::Winograd
+    };
+    with_data(w, |wd| {
+        Ok(Arc::new(Prepared {
+            oc: (o, c),
+            forward: winograd(c, o).then(|| winograd::transform_kernel(wd, c)),
+            input_grad: winograd(o, c)
+                .then(|| winograd::transform_kernel(&flip_transpose(wd, o, c, k), o)),
+        }))
+    })
 }
 
 /// Shape of one convolution: input `(n, c, h, w)`, kernel `(o, c, k, k)`.
@@ -64,6 +131,8 @@ impl Dims {
             Method::Im2col
         } else if (self.o <= 4 || self.c <= 4) && direct::available() {
             Method::Direct
+        } else if self.c >= 8 && self.k == 3 {
+            Method::Winograd
         } else if self.c >= 8 {
             Method::Shifted
         } else {
@@ -71,8 +140,22 @@ impl Dims {
         }
     }
 
+    /// Whether the kernel gradient is computed over shifted views (the forward pass of
+    /// [`Method::Winograd`] layers too).
     fn shifted(&self) -> bool {
-        self.method() == Method::Shifted
+        matches!(self.method(), Method::Shifted | Method::Winograd)
+    }
+
+    /// The sizes [`winograd`] works with.
+    fn conv3x3(&self) -> winograd::Conv3x3 {
+        winograd::Conv3x3 {
+            n: self.n,
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            o: self.o,
+            pad: self.pad,
+        }
     }
 
     /// The sizes [`direct`] works with.
@@ -96,16 +179,19 @@ enum Method {
     Direct,
     /// Products over shifted views of the padded input: stride 1, at least 8 input channels.
     Shifted,
+    /// [`winograd`] F(2×2, 3×3): stride 1, 3×3, at least 8 input channels (forward and input
+    /// gradient; the kernel gradient over shifted views).
+    Winograd,
     /// Products over tiles of the im2col matrix.
     Im2col,
 }
 
 /// A row-major-or-not matrix view for `gemm`: element (i, j) at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
-struct View {
-    ptr: *const f32,
-    rs: isize,
-    cs: isize,
+pub(super) struct View {
+    pub ptr: *const f32,
+    pub rs: isize,
+    pub cs: isize,
 }
 
 /// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)` on the calling thread.
@@ -114,7 +200,15 @@ struct View {
 /// Every element the views address for these sizes must be inside live buffers, and `dst`'s
 /// writable and not aliased by the others.
 #[allow(clippy::too_many_arguments)]
-unsafe fn matmul(m: usize, n: usize, k: usize, dst: View, acc: bool, lhs: View, rhs: View) {
+pub(super) unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: View,
+    acc: bool,
+    lhs: View,
+    rhs: View,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -146,7 +240,7 @@ unsafe fn matmul(m: usize, n: usize, k: usize, dst: View, acc: bool, lhs: View, 
 
 /// A pointer that tasks writing disjoint parts of one buffer share.
 #[derive(Clone, Copy)]
-struct Shared(*mut f32);
+pub(super) struct Shared(pub *mut f32);
 // SAFETY: only used where tasks write disjoint elements.
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
@@ -183,6 +277,7 @@ fn forward(x: &[f32], w: &[f32], d: Dims) -> Vec<f32> {
     match d.method() {
         Method::Direct => direct::forward(&zero_pad(x, d), w, d.padded_sizes()),
         Method::Shifted => forward_shifted(x, w, d),
+        Method::Winograd => winograd::forward(x, w, d.conv3x3()),
         Method::Im2col => forward_im2col(x, w, d),
     }
 }
@@ -393,34 +488,42 @@ fn forward_im2col(x: &[f32], w: &[f32], d: Dims) -> Vec<f32> {
     y
 }
 
-/// Gradient of the input: `(n, c, h, w)` values.
-fn input_grad(g: &[f32], w: &[f32], d: Dims) -> Vec<f32> {
-    let (ho, wo) = d.out();
-    if d.stride == 1 && d.pad < d.k {
-        // Full correlation of the output gradient with the flipped, transposed kernel.
-        let k = d.k;
-        let mut flipped = vec![0f32; w.len()];
-        for oi in 0..d.o {
-            for ci in 0..d.c {
-                for ky in 0..k {
-                    for kx in 0..k {
-                        flipped[((ci * d.o + oi) * k + ky) * k + kx] =
-                            w[((oi * d.c + ci) * k + (k - 1 - ky)) * k + (k - 1 - kx)];
-                    }
+/// Kernel `w` `(o, c, k, k)` flipped in both spatial axes and transposed: `(c, o, k, k)`.
+fn flip_transpose(w: &[f32], o: usize, c: usize, k: usize) -> Vec<f32> {
+    let mut flipped = vec![0f32; w.len()];
+    for oi in 0..o {
+        for ci in 0..c {
+            for ky in 0..k {
+                for kx in 0..k {
+                    flipped[((ci * o + oi) * k + ky) * k + kx] =
+                        w[((oi * c + ci) * k + (k - 1 - ky)) * k + (k - 1 - kx)];
                 }
             }
         }
+    }
+    flipped
+}
+
+/// Gradient of the input: `(n, c, h, w)` values; `prepared`, the kernel's transform for a
+/// Winograd pass, if there is one.
+fn input_grad(g: &[f32], w: &[f32], d: Dims, prepared: Option<&[f32]>) -> Vec<f32> {
+    let (ho, wo) = d.out();
+    if d.stride == 1 && d.pad < d.k {
+        // Full correlation of the output gradient with the flipped, transposed kernel.
         let gd = Dims {
             n: d.n,
             c: d.o,
             h: ho,
             w: wo,
             o: d.c,
-            k,
-            pad: k - 1 - d.pad,
+            k: d.k,
+            pad: d.k - 1 - d.pad,
             stride: 1,
         };
-        return forward(g, &flipped, gd);
+        if let (Method::Winograd, Some(u)) = (gd.method(), prepared) {
+            return winograd::forward_transformed(g, u, gd.conv3x3());
+        }
+        return forward(g, &flip_transpose(w, d.o, d.c, d.k), gd);
     }
     // col2im: per sample, Wᵀ·G tile by tile, scattered back to the windows.
     let (o, ckk, hw) = (d.o, d.ckk(), ho * wo);
@@ -592,9 +695,19 @@ fn kernel_grad(x: &[f32], g: &[f32], d: Dims) -> Vec<f32> {
 struct Conv {
     padding: usize,
     stride: usize,
+    /// The kernel's transforms, for a kernel that does not change.
+    prepared: Option<Arc<Prepared>>,
 }
 
 impl Conv {
+    /// One of the prepared transforms, if there is one for a kernel of these sizes.
+    fn transform(&self, d: Dims, which: fn(&Prepared) -> &Option<Vec<f32>>) -> Option<&[f32]> {
+        let p = self.prepared.as_deref()?;
+        (p.oc == (d.o, d.c) && d.k == 3)
+            .then(|| which(p).as_deref())
+            .flatten()
+    }
+
     fn dims(&self, x: &[usize], w: &[usize]) -> Result<Dims> {
         let (&[n, c, h, wd], &[o, cw, kh, kw]) = (x, w) else {
             candle_core::bail!("conv2d: expected 4-D input and kernel, got {x:?} and {w:?}");
@@ -634,7 +747,11 @@ impl CustomOp2 for Conv {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = self.dims(l1.dims(), l2.dims())?;
-        let y = forward(slice(s1, l1, "conv2d")?, slice(s2, l2, "conv2d")?, d);
+        let (x, w) = (slice(s1, l1, "conv2d")?, slice(s2, l2, "conv2d")?);
+        let y = match (d.method(), self.transform(d, |p| &p.forward)) {
+            (Method::Winograd, Some(u)) => winograd::forward_transformed(x, u, d.conv3x3()),
+            _ => forward(x, w, d),
+        };
         let (ho, wo) = d.out();
         Ok((CpuStorage::F32(y), Shape::from((d.n, d.o, ho, wo))))
     }
@@ -649,7 +766,8 @@ impl CustomOp2 for Conv {
         let d = self.dims(x.dims(), w.dims())?;
         with_data(g, |gd| {
             let dx = if wants_grad(x) {
-                let v = with_data(w, |wd| Ok(input_grad(gd, wd, d)))?;
+                let u = self.transform(d, |p| &p.input_grad);
+                let v = with_data(w, |wd| Ok(input_grad(gd, wd, d, u)))?;
                 Some(tensor(v, x.shape())?)
             } else {
                 None
@@ -672,8 +790,9 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences_of_candles_conv() {
-        // Every method (direct: ≤ 4 channels in or out; shifted views: ≥ 8 in; im2col: strided
-        // or 5–7 in) for the output and both gradients, zero and some padding, odd sizes.
+        // Every method (direct: ≤ 4 channels in or out; Winograd: 3×3 and ≥ 8 in; shifted
+        // views: other sizes and ≥ 8 in; im2col: strided or 5–7 in) for the output and both
+        // gradients, zero and some padding, odd sizes.
         for (c, o, k, pad, stride, h, w) in [
             (8, 6, 5, 2, 1, 6, 7),
             (6, 5, 3, 0, 1, 5, 6),
@@ -685,6 +804,9 @@ mod tests {
             (8, 3, 3, 1, 1, 5, 6),
             (8, 2, 3, 0, 1, 6, 5),
             (8, 8, 3, 1, 1, 4, 5),
+            // Winograd forward and input gradient, odd sizes, paddings 0 (input gradient 2) and 1.
+            (8, 10, 3, 0, 1, 6, 5),
+            (12, 9, 3, 1, 1, 7, 9),
             (9, 2, 5, 2, 1, 5, 7),
             (2, 3, 3, 1, 1, 5, 4),
             (2, 3, 3, 1, 2, 7, 6),
@@ -699,6 +821,42 @@ mod tests {
                 |t| t[0].conv2d(&t[1], pad, stride, 1, 1).unwrap(),
                 1e-4,
             );
+        }
+    }
+
+    #[test]
+    fn a_prepared_kernel_gives_the_same_output_and_input_gradient() {
+        // Winograd both ways (a square kernel, where swapping the two transforms would still
+        // fit), Winograd forward only (5 outputs: the input gradient has 5 channels in), and a
+        // 5×5 kernel (nothing to prepare).
+        let f32 = candle_core::DType::F32;
+        for (c, o, k, pad) in [(8, 8, 3, 1), (12, 9, 3, 0), (12, 5, 3, 1), (8, 8, 5, 2)] {
+            let x = candle_core::Var::from_tensor(&random(&[2, c, 7, 6], 1).to_dtype(f32).unwrap())
+                .unwrap();
+            let w = (random(&[o, c, k, k], 2) * 0.3)
+                .unwrap()
+                .to_dtype(f32)
+                .unwrap();
+            let p = prepare(&w).unwrap();
+            assert_eq!(p.forward.is_some(), k == 3, "{c} → {o}");
+            assert_eq!(p.input_grad.is_some(), k == 3 && o >= 8, "{c} → {o}");
+            let weights = random(&[2, o, 7 + 2 * pad - k + 1, 6 + 2 * pad - k + 1], 3)
+                .to_dtype(f32)
+                .unwrap();
+            let run = |y: Tensor| {
+                let g = (&y * &weights)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                assert!(g.get(&w).is_none());
+                (flat(&y), flat(g.get(x.as_tensor()).unwrap()))
+            };
+            let plain = run(conv2d(&x, &w, pad, 1).unwrap());
+            let prepared = run(conv2d_prepared(&x, &w, &p, pad, 1).unwrap());
+            assert_eq!(plain, prepared, "{c} → {o}, {k}×{k}");
         }
     }
 

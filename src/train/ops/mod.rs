@@ -16,6 +16,7 @@ pub mod norm;
 pub mod pad;
 pub mod pool;
 pub mod upsample;
+pub mod winograd;
 
 use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Storage, Tensor};
 
