@@ -17,6 +17,7 @@
 #   content-512   --content-size 512 --zoom 1.5: crops are windows of photos scaled to 512
 #   linear        --output linear: no tanh, the output clamped only when exported
 #   vgg-unit      --vgg-input unit: VGG16 fed [0, 1] without the ImageNet mean/std (a common bug)
+#   content-512-linear  the two changes that each removed the blobs, together
 #
 # Runs live in out/ablate/NAME and resume; STEPS (400), THREADS (1) and RSSTYLE (the binary,
 # target/release/rsstyle) may be set. Needs scripts/fetch-training-data.sh and
@@ -43,6 +44,7 @@ flags() {
     content-512) echo --content-size 512 --zoom 1.5 ;;
     linear) echo --output linear ;;
     vgg-unit) echo --vgg-input unit ;;
+    content-512-linear) echo --content-size 512 --zoom 1.5 --output linear ;;
     *)
       echo "unknown variant '$1'" >&2
       exit 2
@@ -78,7 +80,7 @@ train() {
   fi
 }
 
-all=(base crop-std size-192 style-512 content-512 linear vgg-unit longer)
+all=(base crop-std size-192 style-512 content-512 linear vgg-unit longer content-512-linear)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 [ "${selected[0]}" = --table ] && selected=()
