@@ -90,8 +90,12 @@ fn band_rows(d: Conv3x3, th: usize, tw: usize) -> usize {
 
 /// Forward convolution: `(n, o, ho, wo)` values of input `x` `(n, c, h, w)` and kernel `w`
 /// `(o, c, 3, 3)`, both contiguous.
+///
+/// # Panics
+/// If `w` does not hold `o·c·9` values (or `x` `n·c·h·w`).
 pub fn forward(x: &[f32], w: &[f32], d: Conv3x3) -> Vec<f32> {
     let (o, c) = (d.o, d.c);
+    assert_eq!(w.len(), o * c * 9, "winograd: kernel size");
     with_scratch(16 * o * c, |u| {
         kernel_transform(w, c, u);
         forward_transformed(x, u, d)
@@ -99,10 +103,15 @@ pub fn forward(x: &[f32], w: &[f32], d: Conv3x3) -> Vec<f32> {
 }
 
 /// [`forward`] with the kernel already transformed by [`transform_kernel`] (`u`: 16·o·c values).
+///
+/// # Panics
+/// If `u` does not hold `16·o·c` values or `x` `n·c·h·w` (the products read `u` in place).
 pub fn forward_transformed(x: &[f32], u: &[f32], d: Conv3x3) -> Vec<f32> {
     let (ho, wo) = d.out();
     let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
     let (o, c) = (d.o, d.c);
+    assert_eq!(u.len(), 16 * o * c, "winograd: transformed kernel size");
+    assert_eq!(x.len(), d.n * c * d.h * d.w, "winograd: input size");
     let mut y = vec![0f32; d.n * o * ho * wo];
     let yp = Shared(y.as_mut_ptr());
     let rows = band_rows(d, th, tw);
