@@ -162,6 +162,15 @@ fn run_onnx(model: &[u8], input: &Tensor, fp16: bool) -> Vec<f32> {
     }
 }
 
+/// `net` exported with float16 weights and arithmetic.
+fn fp16_bytes(net: &Net) -> Vec<u8> {
+    let options = ExportOptions {
+        fp16: true,
+        ..ExportOptions::default()
+    };
+    onnx_bytes(net, &options).unwrap()
+}
+
 /// `model` after the engine's load-time graph rewrites, with what they rewrote.
 fn rewritten(model: &[u8]) -> (Vec<u8>, Rewrites) {
     use protobuf::Message;
@@ -253,14 +262,7 @@ fn exported_generators_compute_what_candle_computes() {
             "{arch:?}: the rewritten graph differs by {d_rewritten}"
         );
 
-        let f16_model = onnx_bytes(
-            &net,
-            &ExportOptions {
-                fp16: true,
-                ..ExportOptions::default()
-            },
-        )
-        .unwrap();
+        let f16_model = fp16_bytes(&net);
         assert!(
             f16_model.len() < f32_model.len() * 6 / 10,
             "float16 weights halve the file"
@@ -338,14 +340,7 @@ fn a_linear_output_net_trains_unclipped_and_exports_clipped() {
     assert_eq!(rewrites.output_convs, 1, "{rewrites:?}");
     let d = max_diff(&got, &run_onnx(&rewritten_model, &x, false));
     assert!(d < 1e-5, "the rewritten graph differs by {d}");
-    let f16 = onnx_bytes(
-        &net,
-        &ExportOptions {
-            fp16: true,
-            ..ExportOptions::default()
-        },
-    )
-    .unwrap();
+    let f16 = fp16_bytes(&net);
     let d16 = max_diff(&clipped, &run_onnx(&f16, &x, true));
     assert!(d16 < 0.05, "float16 export differs by {d16}");
 }
